@@ -1,0 +1,1 @@
+"""How a SparkSession and job arguments are obtained on each platform."""

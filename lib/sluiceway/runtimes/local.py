@@ -1,0 +1,44 @@
+"""A SparkSession for local runs (CLI, tests, spark-submit on a laptop or server)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+
+from pyspark.sql import SparkSession
+
+from sluiceway import jars
+
+# Settings every Sluiceway session needs, on any platform. Runtimes apply them on top of
+# what the platform gives (Glue/EMR set their own master, memory and S3 connector).
+PIPELINE_CONF: dict[str, str] = {
+    # Rerunning a window rewrites only the partitions it touches.
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    # Timestamps are planned, compared and written in UTC; see sources/jdbc.py.
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+}
+
+
+def build_local_session(
+    app_name: str = "sluiceway",
+    master: str | None = None,
+    extra_conf: Mapping[str, str] | None = None,
+) -> SparkSession:
+    """Start (or reuse) a local SparkSession with the pinned JDBC jars on its classpath."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    utc = "-Duser.timezone=UTC"
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(master or os.environ.get("SLUICEWAY_SPARK_MASTER", "local[*]"))
+        .config("spark.jars", ",".join(str(p) for p in jars.local_jar_paths()))
+        .config("spark.driver.extraJavaOptions", utc)
+        .config("spark.executor.extraJavaOptions", utc)
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", os.environ.get("SLUICEWAY_SHUFFLE_PARTITIONS", "8"))
+    )
+    for key, value in {**PIPELINE_CONF, **(extra_conf or {})}.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
