@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -29,14 +30,16 @@ def build_local_session(
     """Start (or reuse) a local SparkSession with the pinned JDBC jars on its classpath."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    utc = "-Duser.timezone=UTC"
+    log_conf = Path(__file__).with_name("log4j2.properties")
+    java_opts = f"-Duser.timezone=UTC -Dlog4j2.configurationFile={log_conf.as_uri()}"
     builder = (
         SparkSession.builder.appName(app_name)
         .master(master or os.environ.get("SLUICEWAY_SPARK_MASTER", "local[*]"))
         .config("spark.jars", ",".join(str(p) for p in jars.local_jar_paths()))
-        .config("spark.driver.extraJavaOptions", utc)
-        .config("spark.executor.extraJavaOptions", utc)
+        .config("spark.driver.extraJavaOptions", java_opts)
+        .config("spark.executor.extraJavaOptions", java_opts)
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", os.environ.get("SLUICEWAY_SHUFFLE_PARTITIONS", "8"))
     )
     for key, value in {**PIPELINE_CONF, **(extra_conf or {})}.items():

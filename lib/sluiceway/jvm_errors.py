@@ -1,0 +1,42 @@
+"""Turn the exceptions Spark raises through Py4J into one readable line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from py4j.protocol import Py4JError, Py4JJavaError
+from pyspark.errors.exceptions.captured import CapturedException
+
+# What a Spark action or read may raise on the Python side; catch these, nothing broader.
+SPARK_ERRORS: tuple[type[BaseException], ...] = (Py4JJavaError, CapturedException, Py4JError)
+
+
+def _is_sql_exception(java_exc: Any) -> bool:
+    cls = java_exc.getClass()
+    while cls is not None:
+        if cls.getName() == "java.sql.SQLException":
+            return True
+        cls = cls.getSuperclass()
+    return False
+
+
+def describe_spark_error(exc: BaseException) -> str:
+    """One line naming the cause: the JDBC driver's message if there is one, else the root cause's."""
+    java_exc = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
+    message = None
+    seen = 0
+    while java_exc is not None and seen < 20:
+        seen += 1
+        text = java_exc.getMessage()
+        if text:
+            message = str(text)
+            if _is_sql_exception(java_exc):
+                break  # "password authentication failed ..." beats "Connection reset"
+        cause = java_exc.getCause()
+        if cause is None or cause.equals(java_exc):
+            break
+        java_exc = cause
+    if message is None:
+        message = str(exc)
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__

@@ -1,0 +1,329 @@
+"""Compose a pipeline: build() is pure; run() = plan -> read -> build -> write -> commit state."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from sluiceway import transforms
+from sluiceway.errors import CredentialsError, SluicewayError, TransformError
+from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
+from sluiceway.sinks.parquet import HadoopFs, write_parquet
+from sluiceway.sources import jdbc
+from sluiceway.sources.credentials import resolve_credentials
+from sluiceway.spec import OutputSpec, PipelineSpec, TableSpec, join_path
+from sluiceway.state import StateStore, open_state_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TableReport:
+    name: str
+    kind: str  # "table" | "output"
+    status: str = "pending"  # "written" | "unchanged" | "failed"
+    mode: str = "incremental"  # "incremental" | "full"
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_quarantined: int = 0
+    partitions: list[dict[str, Any]] = field(default_factory=list)
+    watermark_before: dict[str, str] | None = None
+    watermark_after: dict[str, str] | None = None
+    path: str = ""
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class RunReport:
+    pipeline: str
+    run_id: str
+    started_at: str
+    status: str = "running"  # "succeeded" | "failed"
+    seconds: float = 0.0
+    full_refresh: bool = False
+    tables: list[TableReport] = field(default_factory=list)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+# ---------------------------------------------------------------------------------------
+# build: pure DataFrame composition
+
+
+def build_table(
+    df: DataFrame,
+    table: TableSpec,
+    *,
+    run_id: str,
+    extracted_at: datetime,
+    source: str,
+    salt: str | None,
+) -> DataFrame:
+    """Dedupe by key, apply the spec's transforms, hash PII, add audit and quality columns."""
+    if table.primary_key and table.incremental_column:
+        df = df.transform(transforms.dedupe_latest, list(table.primary_key), table.incremental_column)
+    for step in table.transforms:
+        df = _apply(df, step.name, step.params, f"tables.{table.name}")
+    if table.hash_columns:
+        df = df.transform(transforms.with_hashed_columns, list(table.hash_columns), salt or "")
+    if table.audit:
+        df = df.transform(transforms.with_audit_columns, run_id, extracted_at, source)
+    return df.transform(transforms.with_quality_failures, list(table.quality))
+
+
+def build_output(output: OutputSpec, inputs: Mapping[str, DataFrame]) -> DataFrame:
+    """Call the output's builder with each input DataFrame as a keyword argument."""
+    builder = transforms.resolve_transform(output.builder)
+    try:
+        return builder(**{name: inputs[name] for name in output.inputs}, **output.params)
+    except TypeError as exc:
+        raise TransformError(f"outputs.{output.name}.builder: {output.builder}: {exc}") from exc
+
+
+def _apply(df: DataFrame, name: str, params: Mapping[str, Any], where: str) -> DataFrame:
+    fn = transforms.resolve_transform(name)
+    try:
+        return df.transform(fn, **params)
+    except TypeError as exc:
+        raise TransformError(f"{where}.transforms: {name}: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------------------
+# run: IO and state
+
+
+def _table_state_key(spec: PipelineSpec, table: str) -> str:
+    return f"{spec.name}/tables/{table}.json"
+
+
+def read_watermark(store: StateStore, spec: PipelineSpec, table: str) -> jdbc.Watermark | None:
+    state = store.read_json(_table_state_key(spec, table))
+    if not state or not state.get("watermark"):
+        return None
+    return jdbc.Watermark.from_json(state["watermark"])
+
+
+def _hash_salt(spec: PipelineSpec) -> str | None:
+    if not spec.hash_salt_env:
+        return None
+    salt = os.environ.get(spec.hash_salt_env)
+    if not salt:
+        raise CredentialsError(f"environment variable {spec.hash_salt_env} (hash salt) is not set")
+    return salt
+
+
+def run(
+    spark: SparkSession,
+    spec: PipelineSpec,
+    *,
+    full_refresh: bool = False,
+    only: Iterable[str] | None = None,
+    run_id: str | None = None,
+    on_table: Callable[[TableReport], None] | None = None,
+) -> RunReport:
+    """Run the pipeline; each table's watermark is committed only after its writes succeeded."""
+    started = time.monotonic()
+    run_id = run_id or new_run_id()
+    report = RunReport(spec.name, run_id, datetime.now(UTC).isoformat(), full_refresh=full_refresh)
+    store = open_state_store(spec.state_location)
+    selected = set(only) if only else None
+    if selected:
+        unknown = selected - {t.name for t in spec.tables} - {o.name for o in spec.outputs}
+        if unknown:
+            raise SluicewayError(f"{spec.source_file}: no table or output named {', '.join(sorted(unknown))}")
+    try:
+        # Everything that can fail without touching data fails here, before the first read.
+        salt = _hash_salt(spec)
+        used = {t.connection for t in spec.tables if selected is None or t.name in selected}
+        sources = {
+            name: jdbc.jdbc_source(spec.connections[name], resolve_credentials(spec.connections[name]))
+            for name in used
+        }
+        changed: set[str] = set()
+        for table in spec.tables:
+            if selected is not None and table.name not in selected:
+                continue
+            item = _run_table(spark, spec, table, sources[table.connection], store, run_id, salt, full_refresh, report)
+            if item.rows_read:
+                changed.add(table.name)
+            if on_table:
+                on_table(item)
+        for output in spec.outputs:
+            if selected is not None and output.name not in selected:
+                continue
+            item = _run_output(spark, spec, output, run_id, changed, full_refresh, report)
+            if item.status == "written":
+                changed.add(output.name)
+            if on_table:
+                on_table(item)
+        report.status = "succeeded"
+    except SluicewayError as exc:
+        report.status, report.error = "failed", str(exc)
+        raise
+    finally:
+        report.seconds = round(time.monotonic() - started, 3)
+        _save_report(store, spec, report)
+    return report
+
+
+def _save_report(store: StateStore, spec: PipelineSpec, report: RunReport) -> None:
+    data = report.to_json()
+    store.write_json(f"{spec.name}/runs/{report.run_id}.json", data)
+    store.write_json(f"{spec.name}/runs/latest.json", data)
+
+
+def _run_table(
+    spark: SparkSession,
+    spec: PipelineSpec,
+    table: TableSpec,
+    source: jdbc.JdbcSource,
+    store: StateStore,
+    run_id: str,
+    salt: str | None,
+    full_refresh: bool,
+    report: RunReport,
+) -> TableReport:
+    where = f"{spec.source_file}: tables.{table.name}"
+    started = time.monotonic()
+    watermark = None if full_refresh else read_watermark(store, spec, table.name)
+    item = TableReport(
+        table.name, "table", mode="full" if watermark is None else "incremental", path=table.sink.path,
+        watermark_before=watermark.to_json() if watermark else None,
+    )
+    report.tables.append(item)
+    try:
+        plan = jdbc.plan_read(spark, source, table, watermark, where)
+        item.watermark_after = plan.watermark_after.to_json() if plan.watermark_after else None
+        log.info("%s: reading %d rows in %d partitions", table.name, plan.rows_expected, len(plan.predicates))
+        if plan.rows_expected == 0 and watermark is not None:
+            item.status = "unchanged"
+            return item
+        raw = jdbc.read(spark, source, plan, where)
+        built = build_table(
+            raw, table, run_id=run_id, extracted_at=datetime.now(UTC),
+            source=f"{source.dialect.engine}:{table.table or table.name}", salt=salt,
+        ).persist()
+        try:
+            _write_table(spark, spec, table, built, run_id, full_refresh, item, where)
+        finally:
+            built.unpersist()
+        if plan.watermark_after is not None:
+            store.write_json(
+                _table_state_key(spec, table.name),
+                {"watermark": plan.watermark_after.to_json(), "run_id": run_id,
+                 "committed_at": datetime.now(UTC).isoformat()},
+            )
+        item.status = "written"
+        return item
+    except SluicewayError as exc:
+        item.status, item.error = "failed", str(exc)
+        raise
+    finally:
+        item.seconds = round(time.monotonic() - started, 3)
+
+
+def _write_table(
+    spark: SparkSession,
+    spec: PipelineSpec,
+    table: TableSpec,
+    built: DataFrame,
+    run_id: str,
+    full_refresh: bool,
+    item: TableReport,
+    where: str,
+) -> None:
+    # One pass over the (cached) batch gives both counts; the source is read exactly once.
+    try:
+        counts = built.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.sum(F.when(F.size("_dq_failures") > 0, 1).otherwise(0)).alias("bad"),
+        ).first()
+    except SPARK_ERRORS as exc:
+        raise SluicewayError(f"{where}: reading and transforming failed: {describe_spark_error(exc)}") from exc
+    item.rows_read = int(counts["rows"])
+    item.rows_quarantined = int(counts["bad"] or 0)
+    item.rows_written = item.rows_read - item.rows_quarantined
+    staging = join_path(spec.staging_location, table.name)
+    # A full refresh replaces the dataset, so rows deleted at the source disappear too.
+    mode = "overwrite" if full_refresh or item.mode == "full" else table.sink.mode
+    result = write_parquet(
+        spark, built.transform(transforms.keep_valid), table.sink.path,
+        mode=mode, partition_by=table.partition_by, primary_key=table.primary_key,
+        compression=table.sink.compression, staging_path=staging, where=where,
+    )
+    item.partitions = [dict(p) for p in result.partitions]
+    if item.rows_quarantined:
+        bad = built.transform(transforms.keep_quarantined)
+        write_parquet(
+            spark, bad, table.sink.quarantine_path,
+            mode="merge" if table.primary_key else "overwrite_partitions",
+            partition_by=() if table.primary_key else ("_run_id",),
+            primary_key=table.primary_key, compression=table.sink.compression,
+            staging_path=f"{staging}__quarantine", where=f"{where} (quarantine)",
+        )
+    log.info(
+        "%s: wrote %d rows (%d quarantined) into %d partitions of %s",
+        table.name, item.rows_written, item.rows_quarantined, len(item.partitions), table.sink.path,
+    )
+
+
+def _run_output(
+    spark: SparkSession,
+    spec: PipelineSpec,
+    output: OutputSpec,
+    run_id: str,
+    changed: set[str],
+    full_refresh: bool,
+    report: RunReport,
+) -> TableReport:
+    where = f"{spec.source_file}: outputs.{output.name}"
+    started = time.monotonic()
+    item = TableReport(output.name, "output", mode="full", path=output.sink.path)
+    report.tables.append(item)
+    try:
+        if not full_refresh and not changed.intersection(output.inputs) and HadoopFs(spark).has_data(output.sink.path):
+            item.status = "unchanged"
+            return item
+        inputs = {}
+        for name in output.inputs:
+            path = spec.dataset_path(name)
+            try:
+                inputs[name] = spark.read.parquet(path)
+            except SPARK_ERRORS as exc:
+                raise SluicewayError(f"{where}: input {name} at {path}: {describe_spark_error(exc)}") from exc
+        built = build_output(output, inputs).persist()
+        try:
+            item.rows_written = item.rows_read = built.count()
+            result = write_parquet(
+                spark, built, output.sink.path, mode=output.sink.mode, partition_by=output.partition_by,
+                compression=output.sink.compression,
+                staging_path=join_path(spec.staging_location, output.name), where=where,
+            )
+        finally:
+            built.unpersist()
+        item.partitions = [dict(p) for p in result.partitions]
+        item.status = "written"
+        log.info("%s: rebuilt %d rows into %d partitions", output.name, item.rows_written, len(item.partitions))
+        return item
+    except SluicewayError as exc:
+        item.status, item.error = "failed", str(exc)
+        raise
+    finally:
+        item.seconds = round(time.monotonic() - started, 3)

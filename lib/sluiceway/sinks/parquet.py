@@ -1,0 +1,244 @@
+"""Partitioned Parquet writes that are safe to rerun.
+
+Modes:
+- `overwrite_partitions`: dynamic partition overwrite; the batch replaces exactly the
+  partitions it has rows for.
+- `overwrite`: the batch replaces the whole dataset.
+- `merge`: upsert by primary key. The partitions the batch touches (where its rows go,
+  and where older versions of its keys live) are rebuilt as old rows minus replaced keys
+  plus the batch, written to a staging prefix first, then swapped in with a dynamic
+  partition overwrite. A rerun of the same batch gives the same dataset.
+
+Local paths, `s3://` and `s3a://` URIs go through the same code: only Spark and the
+Hadoop FileSystem API touch storage.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from sluiceway.errors import SinkError
+from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
+
+log = logging.getLogger(__name__)
+
+MAX_RECORDS_PER_FILE = 5_000_000
+_DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    path: str
+    partitions: tuple[dict[str, Any], ...]  # partition values the write replaced
+
+
+class HadoopFs:
+    """Existence checks and deletes through Hadoop's FileSystem (local, s3a, EMRFS alike)."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        self._jvm = spark.sparkContext._jvm
+        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+
+    def _path(self, path: str) -> Any:
+        return self._jvm.org.apache.hadoop.fs.Path(path)
+
+    def exists(self, path: str) -> bool:
+        p = self._path(path)
+        return bool(p.getFileSystem(self._conf).exists(p))
+
+    def has_data(self, path: str) -> bool:
+        """A dataset exists once Spark committed it (`_SUCCESS`) or any file is there."""
+        p = self._path(path)
+        fs = p.getFileSystem(self._conf)
+        return bool(fs.exists(p)) and any(
+            not s.getPath().getName().startswith((".", "_")) or s.getPath().getName() == "_SUCCESS"
+            for s in fs.listStatus(p)
+        )
+
+    def delete(self, path: str) -> None:
+        p = self._path(path)
+        p.getFileSystem(self._conf).delete(p, True)
+
+
+def partition_path(spark: SparkSession, partition: dict[str, Any]) -> str:
+    """`a=1/b=x` exactly as Spark names the directories (same escaping, same NULL name)."""
+    utils = spark.sparkContext._jvm.org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils
+    parts = []
+    for column, value in partition.items():
+        text = _DEFAULT_PARTITION if value is None else utils.escapePathName(str(value))
+        parts.append(f"{utils.escapePathName(column)}={text}")
+    return "/".join(parts)
+
+
+def _writer(df: DataFrame, partition_by: tuple[str, ...], compression: str) -> Any:
+    if partition_by:
+        # One task per partition value: few, large files instead of tasks x partitions.
+        df = df.repartition(*partition_by)
+    writer = (
+        df.write.mode("overwrite")
+        .option("compression", compression)
+        .option("maxRecordsPerFile", MAX_RECORDS_PER_FILE)
+    )
+    return writer.partitionBy(*partition_by) if partition_by else writer
+
+
+def _distinct_partitions(df: DataFrame, partition_by: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    if not partition_by:
+        return ()
+    rows = df.select(*partition_by).distinct().collect()
+    return tuple(sorted((r.asDict() for r in rows), key=lambda d: [str(v) for v in d.values()]))
+
+
+def check_compatible(
+    existing: DataFrame, batch: DataFrame, where: str, partition_by: tuple[str, ...] = ()
+) -> None:
+    """Added columns are fine; a column whose type changes is refused before any write.
+
+    Partition columns are skipped: their types on disk are only inferred from directory names.
+    """
+    old = {f.name: f.dataType for f in existing.schema.fields if f.name not in partition_by}
+    for f in batch.schema.fields:
+        if f.name in old and old[f.name] != f.dataType:
+            raise SinkError(
+                f"{where}: column {f.name!r} changes type from {old[f.name].simpleString()} to "
+                f"{f.dataType.simpleString()}; refusing to write an incompatible schema"
+            )
+
+
+def write_parquet(
+    spark: SparkSession,
+    batch: DataFrame,
+    path: str,
+    *,
+    mode: str,
+    partition_by: tuple[str, ...],
+    primary_key: tuple[str, ...] = (),
+    compression: str = "snappy",
+    staging_path: str,
+    where: str,
+) -> WriteResult:
+    """Write `batch` to `path` in the given mode; a failed write leaves `path` as it was."""
+    missing = [c for c in (*partition_by, *primary_key) if c not in batch.columns]
+    if missing:
+        raise SinkError(f"{where}: columns {', '.join(missing)} not in the data to write")
+    fs = HadoopFs(spark)
+    try:
+        _recover(spark, fs, path, partition_by, compression, staging_path, where)
+        if not fs.has_data(path):
+            touched = _distinct_partitions(batch, partition_by)
+            _writer(batch, partition_by, compression).parquet(path)
+            return WriteResult(path, touched)
+        existing = spark.read.parquet(path)
+        check_compatible(existing, batch, where, partition_by)
+        if mode == "overwrite_partitions":
+            # Each partition directory is replaced whole from the batch; nothing is read back.
+            touched = _distinct_partitions(batch, partition_by)
+            _writer(batch, partition_by, compression).parquet(path)
+            return WriteResult(path, touched)
+        if mode == "merge":
+            staged, touched = _stage_merge(spark, existing, batch, partition_by, primary_key,
+                                           compression, f"{staging_path}/merge")
+            _swap(spark, fs, staged, path, partition_by, compression, touched, dynamic=True)
+        else:
+            staged, touched = _stage(spark, batch, partition_by, compression, f"{staging_path}/replace")
+            _swap(spark, fs, staged, path, partition_by, compression, touched, dynamic=False)
+        fs.delete(staging_path)
+        return WriteResult(path, touched)
+    except SPARK_ERRORS as exc:
+        raise SinkError(f"{where}: writing {path} failed: {describe_spark_error(exc)}") from exc
+
+
+def _recover(
+    spark: SparkSession,
+    fs: HadoopFs,
+    path: str,
+    partition_by: tuple[str, ...],
+    compression: str,
+    staging_path: str,
+    where: str,
+) -> None:
+    """Finish a swap that an earlier run started but did not end.
+
+    A committed staging copy (`_SUCCESS`) means the earlier run may have died while
+    replacing `path`: copying it in again is idempotent and brings back any partition
+    that was removed but not yet rewritten. An uncommitted one is simply dropped.
+    """
+    for kind, dynamic in (("merge", True), ("replace", False)):
+        staged_path = f"{staging_path}/{kind}"
+        if fs.exists(f"{staged_path}/_SUCCESS"):
+            log.warning("%s: finishing an interrupted write from %s", where, staged_path)
+            staged = spark.read.parquet(staged_path)
+            _swap(spark, fs, staged, path, partition_by, compression, (), dynamic=dynamic)
+    fs.delete(staging_path)
+
+
+def _stage(
+    spark: SparkSession, df: DataFrame, partition_by: tuple[str, ...], compression: str, staged_path: str
+) -> tuple[DataFrame, tuple[dict[str, Any], ...]]:
+    _writer(df, partition_by, compression).parquet(staged_path)
+    staged = spark.read.schema(df.schema).parquet(staged_path)
+    return staged, _distinct_partitions(staged, partition_by)
+
+
+def _stage_merge(
+    spark: SparkSession,
+    existing: DataFrame,
+    batch: DataFrame,
+    partition_by: tuple[str, ...],
+    primary_key: tuple[str, ...],
+    compression: str,
+    staged_path: str,
+) -> tuple[DataFrame, tuple[dict[str, Any], ...]]:
+    """Stage old rows minus replaced keys plus the batch, for every partition the batch touches."""
+    types = {f.name: f.dataType for f in batch.schema.fields}
+    # Partition column types are inferred from directory names; align them with the batch.
+    for column in partition_by:
+        existing = existing.withColumn(column, F.col(column).cast(types[column]))
+    keys = batch.select(*primary_key)
+    touched: tuple[dict[str, Any], ...] = ()
+    if partition_by:
+        # Partitions where the batch's rows go, and where older versions of its keys live
+        # (a key whose partition value changed must leave its old partition).
+        moved_from = existing.select(*primary_key, *partition_by).join(keys, list(primary_key), how="left_semi")
+        touched_df = batch.select(*partition_by).unionByName(moved_from.select(*partition_by)).distinct()
+        touched = _distinct_partitions(touched_df, partition_by)
+        touched_lit = spark.createDataFrame(list(touched), existing.select(*partition_by).schema)
+        match = [existing[c].eqNullSafe(touched_lit[c]) for c in partition_by]
+        existing = existing.join(F.broadcast(touched_lit), match, how="left_semi")
+    merged = existing.join(keys, list(primary_key), how="left_anti").unionByName(
+        batch, allowMissingColumns=True
+    )
+    staged, _ = _stage(spark, merged, partition_by, compression, staged_path)
+    return staged, touched
+
+
+def _swap(
+    spark: SparkSession,
+    fs: HadoopFs,
+    staged: DataFrame,
+    path: str,
+    partition_by: tuple[str, ...],
+    compression: str,
+    touched: tuple[dict[str, Any], ...],
+    *,
+    dynamic: bool,
+) -> None:
+    """Copy the staged data over `path`: touched partitions only, or the whole dataset."""
+    writer = _writer(staged, partition_by, compression)
+    if not dynamic:
+        writer = writer.option("partitionOverwriteMode", "static")
+    writer.parquet(path)
+    if dynamic and partition_by:
+        present = set(map(_key, _distinct_partitions(staged, partition_by)))
+        for partition in touched:
+            if _key(partition) not in present:  # every row moved out: the old directory must go
+                fs.delete(f"{path.rstrip('/')}/{partition_path(spark, partition)}")
+
+
+def _key(partition: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(v) for v in partition.values())

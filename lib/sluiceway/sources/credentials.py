@@ -1,0 +1,80 @@
+"""Database credentials from an environment variable or an AWS Secrets Manager secret.
+
+Secrets never travel as arguments and are never logged: the password field is kept out
+of repr(), and errors name the variable or secret id, never a value.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+
+from sluiceway.errors import CredentialsError
+from sluiceway.spec import Connection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    user: str
+    password: str = field(repr=False)
+    host: str
+    port: int | None
+    database: str | None
+
+
+def resolve_credentials(conn: Connection, secrets_client: object | None = None) -> Credentials:
+    """User, password and (optionally) endpoint for a connection; the spec's values win."""
+    secret: dict[str, object] = {}
+    if conn.secret_id:
+        secret = _read_secret(conn.secret_id, secrets_client)
+    password = secret.get("password")
+    if conn.password_env:
+        password = os.environ.get(conn.password_env)
+        if password is None:
+            raise CredentialsError(
+                f"connection {conn.name}: environment variable {conn.password_env} is not set"
+            )
+    if not isinstance(password, str) or not password:
+        raise CredentialsError(f"connection {conn.name}: secret {conn.secret_id} has no password")
+    user = conn.user or secret.get("username") or secret.get("user")
+    host = conn.host or secret.get("host")
+    port = conn.port or secret.get("port")
+    database = conn.database or secret.get("dbname") or secret.get("database")
+    if not isinstance(user, str) or not user:
+        raise CredentialsError(f"connection {conn.name}: no user in the spec or the secret")
+    if not isinstance(host, str) or not host:
+        raise CredentialsError(f"connection {conn.name}: no host in the spec or the secret")
+    return Credentials(
+        user=user,
+        password=password,
+        host=host,
+        port=int(port) if port is not None else None,  # type: ignore[call-overload]
+        database=str(database) if database is not None else None,
+    )
+
+
+def _read_secret(secret_id: str, client: object | None) -> dict[str, object]:
+    """An RDS-style JSON secret: {"username", "password", "host", "port", "dbname"}."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    log.info("reading database secret %s", secret_id)
+    client = client or boto3.client("secretsmanager")
+    try:
+        response = client.get_secret_value(SecretId=secret_id)  # type: ignore[attr-defined]
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        raise CredentialsError(f"secret {secret_id}: {code}") from exc
+    except BotoCoreError as exc:
+        raise CredentialsError(f"secret {secret_id}: {exc}") from exc
+    try:
+        value = json.loads(response["SecretString"])
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise CredentialsError(f"secret {secret_id}: not a JSON SecretString") from exc
+    if not isinstance(value, dict):
+        raise CredentialsError(f"secret {secret_id}: expected a JSON object")
+    return value

@@ -1,0 +1,421 @@
+"""The pipeline spec: a TOML file parsed once into a tree of frozen dataclasses.
+
+Every error names the file, the key path and what is wrong, e.g.
+`pipelines/x.toml: tables.orders.split_column: must be a string`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sluiceway.errors import SpecError, TransformError
+from sluiceway.transforms import QualityRule, resolve_transform
+
+ENGINES = ("postgresql", "mysql")
+SPLIT_STRATEGIES = ("range", "quantiles")
+TABLE_WRITE_MODES = ("merge", "overwrite_partitions", "overwrite")
+OUTPUT_WRITE_MODES = ("overwrite", "overwrite_partitions")
+COMPRESSIONS = ("snappy", "zstd", "gzip", "lz4", "none", "uncompressed")
+# Identifiers from the spec end up in SQL; only plain names are accepted, then quoted.
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Connection:
+    name: str
+    engine: str
+    host: str | None
+    port: int | None
+    database: str | None
+    user: str | None
+    password_env: str | None
+    secret_id: str | None
+    max_connections: int
+    fetch_size: int
+    rows_per_partition: int
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TransformStep:
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ParquetSink:
+    path: str
+    mode: str
+    compression: str
+    quarantine_path: str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    connection: str
+    table: str | None
+    query: str | None
+    primary_key: tuple[str, ...]
+    split_column: str | None
+    split_strategy: str
+    incremental_column: str | None
+    overlap_minutes: int
+    hash_columns: tuple[str, ...]
+    quality: tuple[QualityRule, ...]
+    transforms: tuple[TransformStep, ...]
+    partition_by: tuple[str, ...]
+    audit: bool
+    sink: ParquetSink
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    name: str
+    builder: str
+    inputs: tuple[str, ...]
+    params: Mapping[str, Any]
+    partition_by: tuple[str, ...]
+    sink: ParquetSink
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    name: str
+    source_file: str
+    output_root: str
+    state_location: str
+    staging_location: str
+    hash_salt_env: str | None
+    connections: Mapping[str, Connection]
+    tables: tuple[TableSpec, ...]
+    outputs: tuple[OutputSpec, ...] = ()
+
+    def table(self, name: str) -> TableSpec:
+        for table in self.tables:
+            if table.name == name:
+                return table
+        raise SpecError(f"{self.source_file}: tables.{name}: no such table")
+
+    def dataset_path(self, name: str) -> str:
+        """Where the table or output called `name` is written."""
+        for item in (*self.tables, *self.outputs):
+            if item.name == name:
+                return item.sink.path
+        raise SpecError(f"{self.source_file}: no table or output named {name!r}")
+
+
+def join_path(root: str, path: str) -> str:
+    """`path` if absolute (or a URI), else `root/path`."""
+    if "://" in path or path.startswith("/"):
+        return path
+    return f"{root.rstrip('/')}/{path}"
+
+
+class _Reader:
+    """Typed access to one TOML table; errors name the file and the dotted key."""
+
+    def __init__(self, source: str, where: str, data: Any) -> None:
+        self.source, self.where = source, where
+        if not isinstance(data, dict):
+            self.fail("", "must be a table")
+        self.data: dict[str, Any] = data
+
+    def error(self, key: str, message: str) -> SpecError:
+        path = ".".join(part for part in (self.where, key) if part)
+        return SpecError(f"{self.source}: {path}: {message}")
+
+    def fail(self, key: str, message: str) -> None:
+        raise self.error(key, message)
+
+    def only(self, *allowed: str) -> None:
+        for key in self.data:
+            if key not in allowed:
+                self.fail(key, f"unknown key (expected one of: {', '.join(allowed)})")
+
+    def child(self, key: str, data: Any) -> _Reader:
+        return _Reader(self.source, ".".join(p for p in (self.where, key) if p), data)
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False) -> Any:
+        if key not in self.data:
+            if required:
+                self.fail(key, "is required")
+            return default
+        value = self.data[key]
+        # bool is an int subclass; never accept it where a number is meant.
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            self.fail(key, f"must be a {names}, got {value!r}")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.get(key, str, default)
+        if value not in choices:
+            self.fail(key, f"must be one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    def positive(self, key: str, default: int) -> int:
+        value = self.get(key, int, default)
+        if value <= 0:
+            self.fail(key, f"must be > 0, got {value}")
+        return int(value)
+
+    def names(self, key: str, pattern: re.Pattern[str] = _IDENTIFIER) -> tuple[str, ...]:
+        value = self.get(key, (list, str), [])
+        items = [value] if isinstance(value, str) else value
+        for item in items:
+            if not isinstance(item, str) or not pattern.match(item):
+                self.fail(key, f"{item!r} is not a plain column name")
+        return tuple(items)
+
+    def identifier(self, key: str, required: bool = False) -> str | None:
+        value = self.get(key, str, required=required)
+        if value is not None and not _IDENTIFIER.match(value):
+            self.fail(key, f"{value!r} is not a plain identifier")
+        return value
+
+
+def load_spec(
+    path: str | Path,
+    output_root: str | None = None,
+    state_location: str | None = None,
+) -> PipelineSpec:
+    """Read and validate a pipeline spec; `output_root`/`state_location` override the file's."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"{source}: cannot read spec: {exc.strerror}") from exc
+    return parse_spec(text, source, output_root=output_root, state_location=state_location)
+
+
+def parse_spec(
+    text: str,
+    source: str = "<spec>",
+    output_root: str | None = None,
+    state_location: str | None = None,
+) -> PipelineSpec:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{source}: not valid TOML: {exc}") from exc
+    top = _Reader(source, "", data)
+    top.only("pipeline", "connections", "tables", "outputs")
+
+    pipe = top.child("pipeline", top.get("pipeline", dict, required=True))
+    pipe.only("name", "output", "state", "staging", "hash_salt_env")
+    name = pipe.get("name", str, required=True)
+    if not _NAME.match(name):
+        pipe.fail("name", f"{name!r} must be a plain name (letters, digits, _)")
+    root = output_root or pipe.get("output", str, required=True)
+    # Relative state and staging locations live under the output root.
+    state = state_location or join_path(root, pipe.get("state", str, "_state"))
+    staging = join_path(root, pipe.get("staging", str, "_staging"))
+
+    conns_reader = top.child("connections", top.get("connections", dict, required=True))
+    connections = {
+        key: _parse_connection(conns_reader.child(key, value), key)
+        for key, value in conns_reader.data.items()
+    }
+    if not connections:
+        conns_reader.fail("", "at least one connection is required")
+
+    tables_reader = top.child("tables", top.get("tables", dict, required=True))
+    tables = tuple(
+        _parse_table(tables_reader.child(key, value), key, root, connections)
+        for key, value in tables_reader.data.items()
+    )
+    if not tables:
+        tables_reader.fail("", "at least one table is required")
+
+    outputs_reader = top.child("outputs", top.get("outputs", dict, {}))
+    # An output reads tables and the outputs defined above it.
+    known = {t.name for t in tables}
+    outputs = []
+    for key, value in outputs_reader.data.items():
+        if key in known:
+            outputs_reader.fail(key, "an output may not share its name with a table")
+        outputs.append(_parse_output(outputs_reader.child(key, value), key, root, known))
+        known.add(key)
+
+    hash_salt_env = pipe.identifier("hash_salt_env")
+    for table in tables:
+        if table.hash_columns and not hash_salt_env:
+            pipe.fail("hash_salt_env", f"required because tables.{table.name}.hash_columns is set")
+    return PipelineSpec(
+        name=name,
+        source_file=source,
+        output_root=root,
+        state_location=state,
+        staging_location=staging,
+        hash_salt_env=hash_salt_env,
+        connections=connections,
+        tables=tables,
+        outputs=tuple(outputs),
+    )
+
+
+def _parse_connection(r: _Reader, name: str) -> Connection:
+    r.only(
+        "engine", "host", "port", "database", "user", "password_env", "secret_id",
+        "max_connections", "fetch_size", "rows_per_partition", "options",
+    )
+    password_env = r.identifier("password_env")
+    secret_id = r.get("secret_id", str)
+    if not password_env and not secret_id:
+        r.fail("", "needs password_env (an environment variable name) or secret_id")
+    host = r.get("host", str)
+    if not host and not secret_id:
+        r.fail("host", "is required (or give a secret_id whose secret holds it)")
+    options = r.get("options", dict, {})
+    for key, value in options.items():
+        if key.lower() in ("password", "user"):
+            r.fail(f"options.{key}", "credentials never go in options; use password_env or secret_id")
+        if not isinstance(value, str | int | bool):
+            r.fail(f"options.{key}", "must be a string, number or boolean")
+    return Connection(
+        name=name,
+        engine=r.choice("engine", ENGINES, ""),
+        host=host,
+        port=r.get("port", int),
+        database=r.get("database", str),
+        user=r.get("user", str),
+        password_env=password_env,
+        secret_id=secret_id,
+        max_connections=r.positive("max_connections", 4),
+        fetch_size=r.positive("fetch_size", 10_000),
+        rows_per_partition=r.positive("rows_per_partition", 500_000),
+        options={k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in options.items()},
+    )
+
+
+def _parse_sink(r: _Reader, default_path: str, root: str, modes: tuple[str, ...], default_mode: str,
+                quarantine_default: str) -> ParquetSink:
+    r.only("kind", "path", "mode", "compression", "quarantine_path")
+    r.choice("kind", ("parquet",), "parquet")
+    return ParquetSink(
+        path=join_path(root, r.get("path", str, default_path)),
+        mode=r.choice("mode", modes, default_mode),
+        compression=r.choice("compression", COMPRESSIONS, "snappy"),
+        quarantine_path=join_path(root, r.get("quarantine_path", str, quarantine_default)),
+    )
+
+
+def _parse_transforms(r: _Reader, key: str) -> tuple[TransformStep, ...]:
+    steps = []
+    for index, item in enumerate(r.get(key, list, [])):
+        step = r.child(f"{key}[{index}]", item)
+        step.only("name", "params")
+        step_name = step.get("name", str, required=True)
+        try:
+            resolve_transform(step_name)
+        except TransformError as exc:
+            step.fail("name", str(exc))
+        steps.append(TransformStep(step_name, dict(step.get("params", dict, {}))))
+    return tuple(steps)
+
+
+def _parse_quality(r: _Reader) -> tuple[QualityRule, ...]:
+    rules = []
+    for index, item in enumerate(r.get("quality", list, [])):
+        rule = r.child(f"quality[{index}]", item)
+        rule.only("rule", "column", "values", "min", "max")
+        values = rule.get("values", list)
+        try:
+            rules.append(
+                QualityRule(
+                    kind=rule.get("rule", str, required=True),
+                    column=rule.identifier("column", required=True),
+                    values=tuple(values) if values is not None else None,
+                    min=rule.data.get("min"),
+                    max=rule.data.get("max"),
+                )
+            )
+        except ValueError as exc:
+            rule.fail("", str(exc))
+    return tuple(rules)
+
+
+def _parse_table(r: _Reader, name: str, root: str, connections: Mapping[str, Connection]) -> TableSpec:
+    if not _NAME.match(name):
+        r.fail("", "table names must be plain names (letters, digits, _)")
+    r.only(
+        "connection", "table", "query", "primary_key", "split_column", "split_strategy",
+        "incremental_column", "overlap_minutes", "hash_columns", "quality", "transforms",
+        "partition_by", "audit", "sink",
+    )
+    connection = r.get("connection", str, next(iter(connections)) if len(connections) == 1 else None)
+    if connection is None:
+        r.fail("connection", "is required when the spec has several connections")
+    if connection not in connections:
+        r.fail("connection", f"unknown connection {connection!r} (have: {', '.join(connections)})")
+    table = r.get("table", str)
+    query = r.get("query", str)
+    if (table is None) == (query is None):
+        r.fail("", "give exactly one of `table` or `query`")
+    if table is not None:
+        for part in table.split("."):
+            if not _IDENTIFIER.match(part):
+                r.fail("table", f"{table!r} is not a plain [schema.]table name")
+    primary_key = r.names("primary_key")
+    incremental = r.identifier("incremental_column")
+    overlap = r.get("overlap_minutes", int, 10)
+    if overlap < 0:
+        r.fail("overlap_minutes", f"must be >= 0, got {overlap}")
+    sink = _parse_sink(
+        r.child("sink", r.get("sink", dict, {})), f"tables/{name}", root, TABLE_WRITE_MODES,
+        "merge" if primary_key else "overwrite", f"_quarantine/{name}",
+    )
+    if sink.mode == "merge" and not primary_key:
+        r.fail("sink.mode", "merge needs a primary_key")
+    return TableSpec(
+        name=name,
+        connection=connection,
+        table=table,
+        query=query,
+        primary_key=primary_key,
+        split_column=r.identifier("split_column"),
+        split_strategy=r.choice("split_strategy", SPLIT_STRATEGIES, "range"),
+        incremental_column=incremental,
+        overlap_minutes=overlap,
+        hash_columns=r.names("hash_columns"),
+        quality=_parse_quality(r),
+        transforms=_parse_transforms(r, "transforms"),
+        partition_by=r.names("partition_by"),
+        audit=r.get("audit", bool, True),
+        sink=sink,
+    )
+
+
+def _parse_output(r: _Reader, name: str, root: str, known: set[str]) -> OutputSpec:
+    if not _NAME.match(name):
+        r.fail("", "output names must be plain names (letters, digits, _)")
+    r.only("builder", "inputs", "params", "partition_by", "sink")
+    builder = r.get("builder", str, required=True)
+    try:
+        resolve_transform(builder)
+    except TransformError as exc:
+        r.fail("builder", str(exc))
+    inputs = r.names("inputs", _NAME)
+    if not inputs:
+        r.fail("inputs", "at least one input table is required")
+    for item in inputs:
+        if item not in known:
+            r.fail("inputs", f"unknown table or earlier output {item!r}")
+    return OutputSpec(
+        name=name,
+        builder=builder,
+        inputs=inputs,
+        params=dict(r.get("params", dict, {})),
+        partition_by=r.names("partition_by"),
+        sink=_parse_sink(
+            r.child("sink", r.get("sink", dict, {})), f"outputs/{name}", root, OUTPUT_WRITE_MODES,
+            "overwrite", f"_quarantine/{name}",
+        ),
+    )

@@ -1,0 +1,7 @@
+"""Run state: per-table watermarks and run reports, kept in a local directory or an S3 prefix."""
+
+from __future__ import annotations
+
+from sluiceway.state.store import LocalStateStore, StateStore, open_state_store
+
+__all__ = ["LocalStateStore", "StateStore", "open_state_store"]

@@ -1,0 +1,105 @@
+"""Where a pipeline keeps its watermarks and run reports.
+
+Layout under the store's location:
+    <pipeline>/tables/<table>.json   {"watermark": {"kind", "value"}, "run_id", "committed_at"}
+    <pipeline>/runs/<run_id>.json    the run report
+    <pipeline>/runs/latest.json      a copy of the newest run report
+
+Every write replaces a whole object atomically, so a reader sees the old or the new
+version, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+from sluiceway.errors import StateError
+
+
+class StateStore(Protocol):
+    location: str
+
+    def read_json(self, key: str) -> dict[str, Any] | None: ...
+
+    def write_json(self, key: str, value: dict[str, Any]) -> None: ...
+
+    def delete(self, key: str) -> bool: ...
+
+    def list_keys(self, prefix: str) -> list[str]: ...
+
+
+class LocalStateStore:
+    """A directory; writes go to a temp file that is fsynced and renamed into place."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self.root = Path(location.removeprefix("file://"))
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def read_json(self, key: str) -> dict[str, Any] | None:
+        path = self._path(key)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateError(f"state {path}: cannot read: {exc.strerror}") from exc
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise StateError(f"state {path}: not valid JSON ({exc})") from exc
+        if not isinstance(value, dict):
+            raise StateError(f"state {path}: expected a JSON object")
+        return value
+
+    def write_json(self, key: str, value: dict[str, Any]) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    json.dump(value, handle, indent=2, sort_keys=True, default=str)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise StateError(f"state {path}: cannot write: {exc.strerror}") from exc
+
+    def delete(self, key: str) -> bool:
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StateError(f"state {self._path(key)}: cannot delete: {exc.strerror}") from exc
+        return True
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self._path(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(
+            str(p.relative_to(self.root)) for p in base.rglob("*.json") if not p.name.startswith(".")
+        )
+
+
+def open_state_store(location: str) -> StateStore:
+    """The store for a location: a local path or file:// URI (S3 comes with the S3 work)."""
+    if "://" in location and not location.startswith("file://"):
+        raise StateError(f"state location {location}: only local paths are supported so far")
+    return LocalStateStore(location)

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import pytest
+
+from sluiceway.errors import SpecError
+from sluiceway.spec import load_spec, parse_spec
+
+BASE = """
+[pipeline]
+name = "p"
+output = "/data/out"
+
+[connections.db]
+engine = "postgresql"
+host = "127.0.0.1"
+password_env = "PW"
+
+[tables.orders]
+table = "public.orders"
+primary_key = ["o_orderkey"]
+split_column = "o_orderkey"
+incremental_column = "updated_at"
+"""
+
+
+def _error(text: str) -> str:
+    with pytest.raises(SpecError) as info:
+        parse_spec(text, "x.toml")
+    return str(info.value)
+
+
+def test_demo_spec_parses_with_paths_under_the_output_root():
+    spec = load_spec("pipelines/tpch_demo.toml", output_root="/tmp/o")
+    assert [t.name for t in spec.tables] == ["nation", "customer", "orders", "lineitem"]
+    assert spec.table("orders").sink.path == "/tmp/o/silver/orders"
+    assert spec.state_location == "/tmp/o/_state"
+    assert spec.dataset_path("order_lines") == "/tmp/o/gold/order_lines"
+    assert spec.table("lineitem").split_strategy == "quantiles"
+
+
+def test_defaults_merge_for_keyed_tables_and_resolve_relative_paths():
+    spec = parse_spec(BASE, "x.toml")
+    orders = spec.table("orders")
+    assert orders.sink.mode == "merge"
+    assert orders.sink.path == "/data/out/tables/orders"
+    assert orders.sink.quarantine_path == "/data/out/_quarantine/orders"
+    assert orders.overlap_minutes == 10
+    assert spec.connections["db"].max_connections == 4
+
+
+def test_malformed_toml_names_the_file():
+    assert _error("[pipeline\nname=1").startswith("x.toml: not valid TOML")
+
+
+def test_unknown_key_is_named_with_its_path():
+    assert _error(BASE + 'splt_column = "x"\n') == (
+        "x.toml: tables.orders.splt_column: unknown key (expected one of: connection, table, query, "
+        "primary_key, split_column, split_strategy, incremental_column, overlap_minutes, hash_columns, "
+        "quality, transforms, partition_by, audit, sink)"
+    )
+
+
+def test_unknown_transform_is_rejected_at_parse_time():
+    message = _error(BASE + 'transforms = [{ name = "no_such_transform" }]\n')
+    assert message.startswith("x.toml: tables.orders.transforms[0].name:")
+    assert "no_such_transform" in message
+
+
+def test_sql_injection_in_table_name_is_rejected():
+    message = _error(BASE.replace('"public.orders"', '"x; drop table y"'))
+    assert message == "x.toml: tables.orders.table: 'x; drop table y' is not a plain [schema.]table name"
+
+
+def test_injection_in_column_names_is_rejected():
+    assert "is not a plain identifier" in _error(BASE.replace('split_column = "o_orderkey"', 'split_column = "a) or (1=1"'))
+
+
+def test_merge_without_primary_key_is_refused():
+    text = BASE.replace('primary_key = ["o_orderkey"]\n', "") + 'sink = { mode = "merge" }\n'
+    assert _error(text) == "x.toml: tables.orders.sink.mode: merge needs a primary_key"
+
+
+def test_table_and_query_are_exclusive():
+    assert "exactly one of `table` or `query`" in _error(BASE + 'query = "select 1"\n')
+
+
+def test_connection_needs_a_credential_source():
+    assert "needs password_env" in _error(BASE.replace('password_env = "PW"\n', ""))
+
+
+def test_password_in_options_is_refused():
+    text = BASE.replace('password_env = "PW"\n', 'password_env = "PW"\noptions = { password = "x" }\n')
+    assert "credentials never go in options" in _error(text)
+
+
+def test_hash_columns_require_a_salt_variable():
+    assert "hash_salt_env: required" in _error(BASE + 'hash_columns = ["c_name"]\n')
+
+
+def test_bad_types_and_values_are_named():
+    assert _error(BASE.replace('host = "127.0.0.1"', "host = 5")) == (
+        "x.toml: connections.db.host: must be a str, got 5"
+    )
+    assert "max_connections: must be > 0" in _error(BASE.replace('password_env = "PW"', 'password_env = "PW"\nmax_connections = 0'))
+    assert "split_strategy: must be one of range, quantiles" in _error(BASE + 'split_strategy = "random"\n')
+
+
+def test_output_inputs_must_exist():
+    text = BASE + '[outputs.gold]\nbuilder = "with_audit_columns"\ninputs = ["nope"]\n'
+    assert _error(text) == "x.toml: outputs.gold.inputs: unknown table or earlier output 'nope'"
+
+
+def test_quality_rule_errors_are_named():
+    message = _error(BASE + 'quality = [{ rule = "accepted_values", column = "o_orderstatus" }]\n')
+    assert message.startswith("x.toml: tables.orders.quality[0]:")
+
+
+def test_missing_spec_file_is_one_clear_error(tmp_path):
+    with pytest.raises(SpecError, match="cannot read spec"):
+        load_spec(tmp_path / "missing.toml")
