@@ -1,0 +1,1 @@
+"""Writers: Parquet, and later Redshift and JDBC."""

@@ -1,0 +1,1 @@
+"""Readers: JDBC (planner, watermark), and later Kinesis."""
