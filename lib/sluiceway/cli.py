@@ -20,9 +20,10 @@ def _load(args: argparse.Namespace):  # -> PipelineSpec
     return load_spec(args.spec, output_root=args.output, state_location=args.state)
 
 
-def _print_summary(report) -> None:  # report: RunReport
+def print_summary(report) -> None:  # report: RunReport
+    """The end-of-run table: one line per dataset, then totals."""
     rows = [("table", "status", "read", "written", "quarantined", "partitions", "seconds", "path")]
-    for t in report.tables:
+    for t in report.tables:  # a run report's datasets
         rows.append((
             t.name, t.status, str(t.rows_read), str(t.rows_written), str(t.rows_quarantined),
             str(len(t.partitions)), f"{t.seconds:.1f}", t.path,
@@ -56,7 +57,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         spark.stop()
     print(f"==> {spec.name}: summary (output {spec.output_root}, state {spec.state_location})")
-    _print_summary(report)
+    print_summary(report)
     return 0
 
 
@@ -94,6 +95,13 @@ def _cmd_jars_fetch(args: argparse.Namespace) -> int:
 
     for path in jars.fetch_jars():
         print(f"  {path}")
+    return 0
+
+
+def _cmd_jars_path(args: argparse.Namespace) -> int:
+    from sluiceway import jars
+
+    print(",".join(str(p) for p in jars.local_jar_paths()))
     return 0
 
 
@@ -162,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     jars_p = sub.add_parser("jars", help="the pinned JVM jars")
     jars_sub = jars_p.add_subparsers(dest="jars_command", required=True)
     jars_sub.add_parser("fetch", help="fetch and verify the pinned jars").set_defaults(func=_cmd_jars_fetch)
+    jars_sub.add_parser("path", help="print the cached jars, comma-separated (for --jars)").set_defaults(
+        func=_cmd_jars_path
+    )
 
     demo_p = sub.add_parser("demo", help="TPC-H demo database tools")
     demo_sub = demo_p.add_subparsers(dest="demo_command", required=True)

@@ -22,6 +22,19 @@ PIPELINE_CONF: dict[str, str] = {
 }
 
 
+def java_options() -> str:
+    """JVM options for local drivers and executors: UTC, and our quieter log4j config."""
+    log_conf = Path(__file__).with_name("log4j2.properties")
+    return f"-Duser.timezone=UTC -Dlog4j2.configurationFile={log_conf.as_uri()}"
+
+
+def apply_pipeline_conf(spark: SparkSession) -> SparkSession:
+    """Apply the session settings pipelines rely on to a session someone else built."""
+    for key, value in PIPELINE_CONF.items():
+        spark.conf.set(key, value)
+    return spark
+
+
 def build_local_session(
     app_name: str = "sluiceway",
     master: str | None = None,
@@ -30,8 +43,7 @@ def build_local_session(
     """Start (or reuse) a local SparkSession with the pinned JDBC jars on its classpath."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    log_conf = Path(__file__).with_name("log4j2.properties")
-    java_opts = f"-Duser.timezone=UTC -Dlog4j2.configurationFile={log_conf.as_uri()}"
+    java_opts = java_options()
     builder = (
         SparkSession.builder.appName(app_name)
         .master(master or os.environ.get("SLUICEWAY_SPARK_MASTER", "local[*]"))

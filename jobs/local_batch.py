@@ -1,0 +1,41 @@
+"""spark-submit entrypoint for a batch pipeline on a laptop or server.
+
+    spark-submit --jars "$(sluiceway jars path)" jobs/local_batch.py pipelines/tpch_demo.toml [--full-refresh]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pyspark.sql import SparkSession
+
+from sluiceway import pipeline
+from sluiceway.cli import print_summary
+from sluiceway.errors import SluicewayError
+from sluiceway.runtimes.local import apply_pipeline_conf
+from sluiceway.spec import load_spec
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Run a Sluiceway batch pipeline under spark-submit")
+    parser.add_argument("spec")
+    parser.add_argument("--full-refresh", action="store_true")
+    parser.add_argument("--output")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    spark = apply_pipeline_conf(SparkSession.builder.appName("sluiceway-batch").getOrCreate())
+    try:
+        report = pipeline.run(spark, load_spec(args.spec, output_root=args.output), full_refresh=args.full_refresh)
+    except SluicewayError as exc:
+        print(f"sluiceway: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        spark.stop()
+    print_summary(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
