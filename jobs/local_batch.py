@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from pyspark.sql import SparkSession
@@ -14,6 +13,7 @@ from pyspark.sql import SparkSession
 from sluiceway import pipeline
 from sluiceway.cli import print_summary
 from sluiceway.errors import SluicewayError
+from sluiceway.logs import configure_logging
 from sluiceway.runtimes.local import apply_pipeline_conf
 from sluiceway.spec import load_spec
 
@@ -24,7 +24,7 @@ def main() -> int:
     parser.add_argument("--full-refresh", action="store_true")
     parser.add_argument("--output")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    configure_logging()
     spark = apply_pipeline_conf(SparkSession.builder.appName("sluiceway-batch").getOrCreate())
     try:
         report = pipeline.run(spark, load_spec(args.spec, output_root=args.output), full_refresh=args.full_refresh)

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 from pathlib import Path
 
 from sluiceway.errors import SluicewayError
-
-log = logging.getLogger("sluiceway")
-
+from sluiceway.logs import configure_logging
 
 def _load(args: argparse.Namespace):  # -> PipelineSpec
     from sluiceway.spec import load_spec
@@ -201,13 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    # py4j logs every gateway message at INFO; keep the terminal for our own progress.
-    logging.getLogger("py4j").setLevel(logging.WARNING)
+    configure_logging(args.verbose)
     try:
         return int(args.func(args))
     except SluicewayError as exc:

@@ -50,6 +50,9 @@ def build_local_session(
         .config("spark.jars", ",".join(str(p) for p in jars.local_jar_paths()))
         .config("spark.driver.extraJavaOptions", java_opts)
         .config("spark.executor.extraJavaOptions", java_opts)
+        # Local mode runs everything in the driver JVM; 1g (Spark's default) is too small
+        # to cache a table of a few million rows without spilling.
+        .config("spark.driver.memory", os.environ.get("SLUICEWAY_DRIVER_MEMORY", "2g"))
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", os.environ.get("SLUICEWAY_SHUFFLE_PARTITIONS", "8"))
