@@ -1,6 +1,8 @@
 """spark-submit entrypoint for a batch pipeline on a laptop or server.
 
-    spark-submit --jars "$(sluiceway jars path)" jobs/local_batch.py pipelines/tpch_demo.toml [--full-refresh]
+spark-submit --jars "$(sluiceway jars path)" jobs/local_batch.py SPEC [--full-refresh]
+
+scripts/demo.sh shows the whole command line (driver memory, UTC, log configuration).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from sluiceway.spec import load_spec
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="Run a Sluiceway batch pipeline under spark-submit")
+    parser = argparse.ArgumentParser(
+        description="Run a Sluiceway batch pipeline under spark-submit"
+    )
     parser.add_argument("spec")
     parser.add_argument("--full-refresh", action="store_true")
     parser.add_argument("--output")
@@ -27,7 +31,9 @@ def main() -> int:
     configure_logging()
     spark = apply_pipeline_conf(SparkSession.builder.appName("sluiceway-batch").getOrCreate())
     try:
-        report = pipeline.run(spark, load_spec(args.spec, output_root=args.output), full_refresh=args.full_refresh)
+        report = pipeline.run(
+            spark, load_spec(args.spec, output_root=args.output), full_refresh=args.full_refresh
+        )
     except SluicewayError as exc:
         print(f"sluiceway: error: {exc}", file=sys.stderr)
         return 1

@@ -8,8 +8,9 @@
 
 With no server named, the command applies to both. Standard library only, Python >= 3.11.
 
-PostgreSQL listens on 127.0.0.1:55432 and MariaDB (MySQL protocol) on 127.0.0.1:53306, never
-on the default ports, and neither reads or touches a system-wide server or its config. Both
+PostgreSQL listens on 127.0.0.1:55432 and MariaDB (MySQL protocol) on 127.0.0.1:53306 (plus
+$SLUICEWAY_PORT_OFFSET, default 0), never on the default ports, and neither reads or touches
+a system-wide server or its config. Both
 have user `sluiceway` / `sluiceway-local` (password auth over TCP: scram-sha-256 in
 PostgreSQL, mysql_native_password in MariaDB) and databases `sluiceway_test` and `tpch`.
 MariaDB also grants `sluiceway` everything on databases named `sluiceway_*` so tests can
@@ -57,8 +58,11 @@ RUN = ROOT / ".run"
 ENV_FILE = RUN / "services.env"
 
 HOST = "127.0.0.1"
-PG_PORT = 55432
-MYSQL_PORT = 53306
+# SLUICEWAY_PORT_OFFSET shifts every port, so several checkouts (git worktrees) can each
+# run their own servers side by side.
+PORT_OFFSET = int(os.environ.get("SLUICEWAY_PORT_OFFSET", "0"))
+PG_PORT = 55432 + PORT_OFFSET
+MYSQL_PORT = 53306 + PORT_OFFSET
 APP_USER = "sluiceway"
 APP_PASSWORD = "sluiceway-local"
 DATABASES = ("sluiceway_test", "tpch")

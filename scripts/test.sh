@@ -1,29 +1,38 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs Java 17 if missing, a venv per PySpark
-# line with the pinned jars, starts PostgreSQL and MariaDB, then runs pytest on PySpark 3.5
-# and 4.1. Extra arguments go to pytest. SLUICEWAY_SPARK_LINES="3.5" runs one line only.
+# line with the pinned jars, starts PostgreSQL and MariaDB, lints, then runs pytest on
+# PySpark 3.5 and 4.1. Extra arguments go to pytest; SLUICEWAY_SPARK_LINES="3.5" runs one line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+read -r -a lines <<< "${SLUICEWAY_SPARK_LINES:-3.5 4.1}"
 
 python3 scripts/services.py start || { echo "could not start the test databases" >&2; exit 1; }
+for line in "${lines[@]}"; do
+  SLUICEWAY_SPARK="$line" scripts/setup.sh || { echo "set-up failed for PySpark $line" >&2; exit 1; }
+done
 
 failed=()
-for line in ${SLUICEWAY_SPARK_LINES:-3.5 4.1}; do
-  echo "==> PySpark $line"
-  if ! SLUICEWAY_SPARK="$line" scripts/setup.sh; then
-    failed+=("$line (setup)")
-    continue
-  fi
+echo "==> lint and types"
+(
+  export SLUICEWAY_SPARK="${lines[0]}"
+  source scripts/env.sh
+  ruff check lib jobs tests scripts benchmarks &&
+    ruff format --check lib jobs tests scripts benchmarks &&
+    mypy
+) || failed+=("lint")
+
+for line in "${lines[@]}"; do
+  echo "==> tests on PySpark $line"
   (
     export SLUICEWAY_SPARK="$line"
     source scripts/env.sh
     source .run/services.env
     pytest -p no:cacheprovider tests "$@"
-  ) || failed+=("$line")
+  ) || failed+=("PySpark $line")
 done
 
 if [ ${#failed[@]} -gt 0 ]; then
-  echo "FAILED on PySpark: ${failed[*]}" >&2
+  echo "FAILED: ${failed[*]}" >&2
   exit 1
 fi
-echo "==> all tests passed on PySpark ${SLUICEWAY_SPARK_LINES:-3.5 4.1}"
+echo "==> all checks passed (PySpark ${lines[*]})"

@@ -11,6 +11,7 @@ from pathlib import Path
 from sluiceway.errors import SluicewayError
 from sluiceway.logs import configure_logging
 
+
 def _load(args: argparse.Namespace):  # -> PipelineSpec
     from sluiceway.spec import load_spec
 
@@ -21,16 +22,26 @@ def print_summary(report) -> None:  # report: RunReport
     """The end-of-run table: one line per dataset, then totals."""
     rows = [("table", "status", "read", "written", "quarantined", "partitions", "seconds", "path")]
     for t in report.tables:  # a run report's datasets
-        rows.append((
-            t.name, t.status, str(t.rows_read), str(t.rows_written), str(t.rows_quarantined),
-            str(len(t.partitions)), f"{t.seconds:.1f}", t.path,
-        ))
+        rows.append(
+            (
+                t.name,
+                t.status,
+                str(t.rows_read),
+                str(t.rows_written),
+                str(t.rows_quarantined),
+                str(len(t.partitions)),
+                f"{t.seconds:.1f}",
+                t.path,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
     total = sum(t.rows_written for t in report.tables)
-    print(f"run {report.run_id}: {report.status}, {len(report.tables)} datasets, "
-          f"{total} rows written, {report.seconds:.1f}s")
+    print(
+        f"run {report.run_id}: {report.status}, {len(report.tables)} datasets, "
+        f"{total} rows written, {report.seconds:.1f}s"
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -42,15 +53,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"==> {spec.name}: starting Spark", flush=True)
     spark = build_local_session(f"sluiceway-{spec.name}", master=args.master)
     spark.sparkContext.setLogLevel("ERROR")
-    print(f"==> {spec.name}: Spark {spark.version} up in {time.monotonic() - started:.1f}s", flush=True)
+    print(
+        f"==> {spec.name}: Spark {spark.version} up in {time.monotonic() - started:.1f}s",
+        flush=True,
+    )
 
     def progress(item) -> None:
-        print(f"  {item.name}: {item.status}, {item.rows_written} rows, "
-              f"{len(item.partitions)} partitions, {item.seconds:.1f}s", flush=True)
+        print(
+            f"  {item.name}: {item.status}, {item.rows_written} rows, "
+            f"{len(item.partitions)} partitions, {item.seconds:.1f}s",
+            flush=True,
+        )
 
     only = [t for t in args.tables.split(",") if t] if args.tables else None
     try:
-        report = pipeline.run(spark, spec, full_refresh=args.full_refresh, only=only, on_table=progress)
+        report = pipeline.run(
+            spark, spec, full_refresh=args.full_refresh, only=only, on_table=progress
+        )
     finally:
         spark.stop()
     print(f"==> {spec.name}: summary (output {spec.output_root}, state {spec.state_location})")
@@ -63,9 +82,7 @@ def _cmd_state_show(args: argparse.Namespace) -> int:
 
     spec = _load(args)
     store = open_state_store(spec.state_location)
-    state = {
-        t.name: store.read_json(f"{spec.name}/tables/{t.name}.json") for t in spec.tables
-    }
+    state = {t.name: store.read_json(f"{spec.name}/tables/{t.name}.json") for t in spec.tables}
     state["latest_run"] = store.read_json(f"{spec.name}/runs/latest.json")
     print(json.dumps(state, indent=2, sort_keys=True))
     return 0
@@ -83,7 +100,10 @@ def _cmd_state_reset(args: argparse.Namespace) -> int:
     store = open_state_store(spec.state_location)
     for name in names:
         removed = store.delete(f"{spec.name}/tables/{name}.json")
-        print(f"  {name}: {'watermark removed (next run is a full refresh)' if removed else 'no watermark'}")
+        print(
+            f"  {name}: "
+            + ("watermark removed (next run is a full refresh)" if removed else "no watermark")
+        )
     return 0
 
 
@@ -129,10 +149,14 @@ def _cmd_demo_load(args: argparse.Namespace) -> int:
 def _cmd_demo_mutate(args: argparse.Namespace) -> int:
     from sluiceway.demo import tpch_db
 
-    summary = tpch_db.mutate(_demo_conninfo(args), args.new_orders, args.updated_orders, seed=args.seed)
-    print(f"==> {len(summary.new_order_keys)} new orders ({summary.new_lineitems} lineitems), "
-          f"{len(summary.updated_order_keys)} updated orders ({summary.updated_lineitems} lineitems) "
-          f"at {summary.at.isoformat()}")
+    summary = tpch_db.mutate(
+        _demo_conninfo(args), args.new_orders, args.updated_orders, seed=args.seed
+    )
+    print(
+        f"==> {len(summary.new_order_keys)} new orders ({summary.new_lineitems} lineitems), "
+        f"{len(summary.updated_order_keys)} updated orders ({summary.updated_lineitems} lineitems) "
+        f"at {summary.at.isoformat()}"
+    )
     return 0
 
 
@@ -148,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run_p = sub.add_parser("run", help="run a pipeline with a local Spark")
     spec_args(run_p)
-    run_p.add_argument("--full-refresh", action="store_true", help="ignore watermarks, replace outputs")
+    run_p.add_argument(
+        "--full-refresh", action="store_true", help="ignore watermarks, replace outputs"
+    )
     run_p.add_argument("--tables", help="comma-separated tables/outputs to run (default: all)")
     run_p.add_argument("--master", help="Spark master (default local[*])")
     run_p.set_defaults(func=_cmd_run)
@@ -158,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     show_p = state_sub.add_parser("show", help="print watermarks and the latest run report")
     spec_args(show_p)
     show_p.set_defaults(func=_cmd_state_show)
-    reset_p = state_sub.add_parser("reset", help="forget watermarks: the next run re-reads everything")
+    reset_p = state_sub.add_parser(
+        "reset", help="forget watermarks: the next run re-reads everything"
+    )
     spec_args(reset_p)
     reset_p.add_argument("--table", action="append", help="table to reset (repeatable)")
     reset_p.add_argument("--all", action="store_true", help="reset every table")
@@ -166,10 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     jars_p = sub.add_parser("jars", help="the pinned JVM jars")
     jars_sub = jars_p.add_subparsers(dest="jars_command", required=True)
-    jars_sub.add_parser("fetch", help="fetch and verify the pinned jars").set_defaults(func=_cmd_jars_fetch)
-    jars_sub.add_parser("path", help="print the cached jars, comma-separated (for --jars)").set_defaults(
-        func=_cmd_jars_path
+    jars_sub.add_parser("fetch", help="fetch and verify the pinned jars").set_defaults(
+        func=_cmd_jars_fetch
     )
+    jars_sub.add_parser(
+        "path", help="print the cached jars, comma-separated (for --jars)"
+    ).set_defaults(func=_cmd_jars_path)
 
     demo_p = sub.add_parser("demo", help="TPC-H demo database tools")
     demo_sub = demo_p.add_subparsers(dest="demo_command", required=True)
@@ -179,8 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--port", type=int, default=55432)
         p.add_argument("--database", default="tpch")
         p.add_argument("--user", default="sluiceway")
-        p.add_argument("--password-env", default="SLUICEWAY_TPCH_PASSWORD",
-                       help="environment variable holding the password")
+        p.add_argument(
+            "--password-env",
+            default="SLUICEWAY_TPCH_PASSWORD",
+            help="environment variable holding the password",
+        )
 
     load_p = demo_sub.add_parser("load", help="generate TPC-H with tpchgen-cli and load PostgreSQL")
     db_args(load_p)

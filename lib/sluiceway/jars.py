@@ -39,10 +39,18 @@ class Jar:
 
 # JDBC drivers. mysql-connector-j's only dependency (protobuf) serves the X DevAPI, not JDBC.
 JDBC_JARS: tuple[Jar, ...] = (
-    Jar("org.postgresql", "postgresql", "42.7.14",
-        "73914527305a40cce504b0d3d90b23caf565136912d607ae8ae7c5895512332c"),
-    Jar("com.mysql", "mysql-connector-j", "9.7.0",
-        "0353648eaa1c91e0f4020c959abf756bc866ffd583df22ae6b6f6e0cbd43eb44"),
+    Jar(
+        "org.postgresql",
+        "postgresql",
+        "42.7.14",
+        "73914527305a40cce504b0d3d90b23caf565136912d607ae8ae7c5895512332c",
+    ),
+    Jar(
+        "com.mysql",
+        "mysql-connector-j",
+        "9.7.0",
+        "0353648eaa1c91e0f4020c959abf756bc866ffd583df22ae6b6f6e0cbd43eb44",
+    ),
 )
 
 
@@ -62,7 +70,8 @@ def local_jar_paths() -> list[Path]:
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
         raise SluicewayError(
-            f"jars not fetched: {', '.join(missing)} (run `sluiceway jars fetch` or scripts/setup.sh)"
+            f"jars not fetched: {', '.join(missing)} "
+            "(run `sluiceway jars fetch` or scripts/setup.sh)"
         )
     return paths
 
@@ -92,11 +101,22 @@ def fetch_jars(java: str = "java") -> list[Path]:
         log.info("fetching %s", jar.coordinate)
         with tempfile.TemporaryDirectory(dir=target) as tmp:
             cmd = [
-                java, "-jar", str(_ivy_jar()),
-                "-dependency", jar.group, jar.artifact, jar.version,
-                "-confs", "default", "-types", "jar", "-notransitive",
-                "-cache", str(target.parent / "ivy-cache"),
-                "-retrieve", f"{tmp}/[artifact]-[revision].[ext]",
+                java,
+                "-jar",
+                str(_ivy_jar()),
+                "-dependency",
+                jar.group,
+                jar.artifact,
+                jar.version,
+                "-confs",
+                "default",
+                "-types",
+                "jar",
+                "-notransitive",
+                "-cache",
+                str(target.parent / "ivy-cache"),
+                "-retrieve",
+                f"{tmp}/[artifact]-[revision].[ext]",
             ]
             result = subprocess.run(cmd, capture_output=True, text=True, check=False)
             fetched = Path(tmp) / jar.file_name

@@ -21,7 +21,7 @@ def _is_sql_exception(java_exc: Any) -> bool:
 
 
 def describe_spark_error(exc: BaseException) -> str:
-    """One line naming the cause: the JDBC driver's message if there is one, else the root cause's."""
+    """One line naming the cause: the JDBC driver's message if any, else the root cause's."""
     java_exc = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
     message = None
     seen = 0

@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sluiceway import transforms
-from sluiceway.errors import CredentialsError, SluicewayError, TransformError
+from sluiceway.errors import CredentialsError, SluicewayError, SourceError, TransformError
 from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
 from sluiceway.sinks.parquet import HadoopFs, write_parquet
 from sluiceway.sources import jdbc
@@ -78,7 +78,9 @@ def build_table(
 ) -> DataFrame:
     """Dedupe by key, apply the spec's transforms, hash PII, add audit and quality columns."""
     if table.primary_key and table.incremental_column:
-        df = df.transform(transforms.dedupe_latest, list(table.primary_key), table.incremental_column)
+        df = df.transform(
+            transforms.dedupe_latest, list(table.primary_key), table.incremental_column
+        )
     for step in table.transforms:
         df = _apply(df, step.name, step.params, f"tables.{table.name}")
     if table.hash_columns:
@@ -147,20 +149,34 @@ def run(
     if selected:
         unknown = selected - {t.name for t in spec.tables} - {o.name for o in spec.outputs}
         if unknown:
-            raise SluicewayError(f"{spec.source_file}: no table or output named {', '.join(sorted(unknown))}")
+            raise SluicewayError(
+                f"{spec.source_file}: no table or output named {', '.join(sorted(unknown))}"
+            )
     try:
         # Everything that can fail without touching data fails here, before the first read.
         salt = _hash_salt(spec)
         used = {t.connection for t in spec.tables if selected is None or t.name in selected}
         sources = {
-            name: jdbc.jdbc_source(spec.connections[name], resolve_credentials(spec.connections[name]))
+            name: jdbc.jdbc_source(
+                spec.connections[name], resolve_credentials(spec.connections[name])
+            )
             for name in used
         }
         changed: set[str] = set()
         for table in spec.tables:
             if selected is not None and table.name not in selected:
                 continue
-            item = _run_table(spark, spec, table, sources[table.connection], store, run_id, salt, full_refresh, report)
+            item = _run_table(
+                spark,
+                spec,
+                table,
+                sources[table.connection],
+                store,
+                run_id,
+                salt,
+                full_refresh,
+                report,
+            )
             if item.rows_read:
                 changed.add(table.name)
             if on_table:
@@ -204,21 +220,33 @@ def _run_table(
     started = time.monotonic()
     watermark = None if full_refresh else read_watermark(store, spec, table.name)
     item = TableReport(
-        table.name, "table", mode="full" if watermark is None else "incremental", path=table.sink.path,
+        table.name,
+        "table",
+        mode="full" if watermark is None else "incremental",
+        path=table.sink.path,
         watermark_before=watermark.to_json() if watermark else None,
     )
     report.tables.append(item)
     try:
         plan = jdbc.plan_read(spark, source, table, watermark, where)
         item.watermark_after = plan.watermark_after.to_json() if plan.watermark_after else None
-        log.info("%s: reading %d rows in %d partitions", table.name, plan.rows_expected, len(plan.predicates))
+        log.info(
+            "%s: reading %d rows in %d partitions",
+            table.name,
+            plan.rows_expected,
+            len(plan.predicates),
+        )
         if plan.rows_expected == 0 and watermark is not None:
             item.status = "unchanged"
             return item
         raw = jdbc.read(spark, source, plan, where)
         built = build_table(
-            raw, table, run_id=run_id, extracted_at=datetime.now(UTC),
-            source=f"{source.dialect.engine}:{table.table or table.name}", salt=salt,
+            raw,
+            table,
+            run_id=run_id,
+            extracted_at=datetime.now(UTC),
+            source=f"{source.dialect.engine}:{table.table or table.name}",
+            salt=salt,
         ).persist()
         try:
             _write_table(spark, spec, table, built, run_id, full_refresh, item, where)
@@ -227,8 +255,11 @@ def _run_table(
         if plan.watermark_after is not None:
             store.write_json(
                 _table_state_key(spec, table.name),
-                {"watermark": plan.watermark_after.to_json(), "run_id": run_id,
-                 "committed_at": datetime.now(UTC).isoformat()},
+                {
+                    "watermark": plan.watermark_after.to_json(),
+                    "run_id": run_id,
+                    "committed_at": datetime.now(UTC).isoformat(),
+                },
             )
         item.status = "written"
         return item
@@ -256,7 +287,10 @@ def _write_table(
             F.sum(F.when(F.size("_dq_failures") > 0, 1).otherwise(0)).alias("bad"),
         ).first()
     except SPARK_ERRORS as exc:
-        raise SluicewayError(f"{where}: reading and transforming failed: {describe_spark_error(exc)}") from exc
+        raise SourceError(
+            f"{where}: reading and transforming failed: {describe_spark_error(exc)}"
+        ) from exc
+    assert counts is not None  # an aggregate without grouping always returns one row
     item.rows_read = int(counts["rows"])
     item.rows_quarantined = int(counts["bad"] or 0)
     item.rows_written = item.rows_read - item.rows_quarantined
@@ -264,23 +298,37 @@ def _write_table(
     # A full refresh replaces the dataset, so rows deleted at the source disappear too.
     mode = "overwrite" if full_refresh or item.mode == "full" else table.sink.mode
     result = write_parquet(
-        spark, built.transform(transforms.keep_valid), table.sink.path,
-        mode=mode, partition_by=table.partition_by, primary_key=table.primary_key,
-        compression=table.sink.compression, staging_path=staging, where=where,
+        spark,
+        built.transform(transforms.keep_valid),
+        table.sink.path,
+        mode=mode,
+        partition_by=table.partition_by,
+        primary_key=table.primary_key,
+        compression=table.sink.compression,
+        staging_path=staging,
+        where=where,
     )
     item.partitions = [dict(p) for p in result.partitions]
     if item.rows_quarantined:
         bad = built.transform(transforms.keep_quarantined)
         write_parquet(
-            spark, bad, table.sink.quarantine_path,
+            spark,
+            bad,
+            table.sink.quarantine_path,
             mode="merge" if table.primary_key else "overwrite_partitions",
             partition_by=() if table.primary_key else ("_run_id",),
-            primary_key=table.primary_key, compression=table.sink.compression,
-            staging_path=f"{staging}__quarantine", where=f"{where} (quarantine)",
+            primary_key=table.primary_key,
+            compression=table.sink.compression,
+            staging_path=f"{staging}__quarantine",
+            where=f"{where} (quarantine)",
         )
     log.info(
         "%s: wrote %d rows (%d quarantined) into %d partitions of %s",
-        table.name, item.rows_written, item.rows_quarantined, len(item.partitions), table.sink.path,
+        table.name,
+        item.rows_written,
+        item.rows_quarantined,
+        len(item.partitions),
+        table.sink.path,
     )
 
 
@@ -298,7 +346,11 @@ def _run_output(
     item = TableReport(output.name, "output", mode="full", path=output.sink.path)
     report.tables.append(item)
     try:
-        if not full_refresh and not changed.intersection(output.inputs) and HadoopFs(spark).has_data(output.sink.path):
+        if (
+            not full_refresh
+            and not changed.intersection(output.inputs)
+            and HadoopFs(spark).has_data(output.sink.path)
+        ):
             item.status = "unchanged"
             return item
         inputs = {}
@@ -307,20 +359,32 @@ def _run_output(
             try:
                 inputs[name] = spark.read.parquet(path)
             except SPARK_ERRORS as exc:
-                raise SluicewayError(f"{where}: input {name} at {path}: {describe_spark_error(exc)}") from exc
+                raise SluicewayError(
+                    f"{where}: input {name} at {path}: {describe_spark_error(exc)}"
+                ) from exc
         built = build_output(output, inputs).persist()
         try:
             item.rows_written = item.rows_read = built.count()
             result = write_parquet(
-                spark, built, output.sink.path, mode=output.sink.mode, partition_by=output.partition_by,
+                spark,
+                built,
+                output.sink.path,
+                mode=output.sink.mode,
+                partition_by=output.partition_by,
                 compression=output.sink.compression,
-                staging_path=join_path(spec.staging_location, output.name), where=where,
+                staging_path=join_path(spec.staging_location, output.name),
+                where=where,
             )
         finally:
             built.unpersist()
         item.partitions = [dict(p) for p in result.partitions]
         item.status = "written"
-        log.info("%s: rebuilt %d rows into %d partitions", output.name, item.rows_written, len(item.partitions))
+        log.info(
+            "%s: rebuilt %d rows into %d partitions",
+            output.name,
+            item.rows_written,
+            len(item.partitions),
+        )
         return item
     except SluicewayError as exc:
         item.status, item.error = "failed", str(exc)

@@ -105,7 +105,8 @@ class PipelineSpec:
 
     def dataset_path(self, name: str) -> str:
         """Where the table or output called `name` is written."""
-        for item in (*self.tables, *self.outputs):
+        items: tuple[TableSpec | OutputSpec, ...] = (*self.tables, *self.outputs)
+        for item in items:
             if item.name == name:
                 return item.sink.path
         raise SpecError(f"{self.source_file}: no table or output named {name!r}")
@@ -142,7 +143,9 @@ class _Reader:
     def child(self, key: str, data: Any) -> _Reader:
         return _Reader(self.source, ".".join(p for p in (self.where, key) if p), data)
 
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False) -> Any:
+    def get(
+        self, key: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False
+    ) -> Any:
         if key not in self.data:
             if required:
                 self.fail(key, "is required")
@@ -150,7 +153,9 @@ class _Reader:
         value = self.data[key]
         # bool is an int subclass; never accept it where a number is meant.
         if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            names = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            )
             self.fail(key, f"must be a {names}, got {value!r}")
         return value
 
@@ -263,8 +268,17 @@ def parse_spec(
 
 def _parse_connection(r: _Reader, name: str) -> Connection:
     r.only(
-        "engine", "host", "port", "database", "user", "password_env", "secret_id",
-        "max_connections", "fetch_size", "rows_per_partition", "options",
+        "engine",
+        "host",
+        "port",
+        "database",
+        "user",
+        "password_env",
+        "secret_id",
+        "max_connections",
+        "fetch_size",
+        "rows_per_partition",
+        "options",
     )
     password_env = r.identifier("password_env")
     secret_id = r.get("secret_id", str)
@@ -276,7 +290,9 @@ def _parse_connection(r: _Reader, name: str) -> Connection:
     options = r.get("options", dict, {})
     for key, value in options.items():
         if key.lower() in ("password", "user"):
-            r.fail(f"options.{key}", "credentials never go in options; use password_env or secret_id")
+            r.fail(
+                f"options.{key}", "credentials never go in options; use password_env or secret_id"
+            )
         if not isinstance(value, str | int | bool):
             r.fail(f"options.{key}", "must be a string, number or boolean")
     return Connection(
@@ -295,8 +311,14 @@ def _parse_connection(r: _Reader, name: str) -> Connection:
     )
 
 
-def _parse_sink(r: _Reader, default_path: str, root: str, modes: tuple[str, ...], default_mode: str,
-                quarantine_default: str) -> ParquetSink:
+def _parse_sink(
+    r: _Reader,
+    default_path: str,
+    root: str,
+    modes: tuple[str, ...],
+    default_mode: str,
+    quarantine_default: str,
+) -> ParquetSink:
     r.only("kind", "path", "mode", "compression", "quarantine_path")
     r.choice("kind", ("parquet",), "parquet")
     return ParquetSink(
@@ -331,7 +353,7 @@ def _parse_quality(r: _Reader) -> tuple[QualityRule, ...]:
             rules.append(
                 QualityRule(
                     kind=rule.get("rule", str, required=True),
-                    column=rule.identifier("column", required=True),
+                    column=rule.identifier("column", required=True) or "",
                     values=tuple(values) if values is not None else None,
                     min=rule.data.get("min"),
                     max=rule.data.get("max"),
@@ -342,15 +364,30 @@ def _parse_quality(r: _Reader) -> tuple[QualityRule, ...]:
     return tuple(rules)
 
 
-def _parse_table(r: _Reader, name: str, root: str, connections: Mapping[str, Connection]) -> TableSpec:
+def _parse_table(
+    r: _Reader, name: str, root: str, connections: Mapping[str, Connection]
+) -> TableSpec:
     if not _NAME.match(name):
         r.fail("", "table names must be plain names (letters, digits, _)")
     r.only(
-        "connection", "table", "query", "primary_key", "split_column", "split_strategy",
-        "incremental_column", "overlap_minutes", "hash_columns", "quality", "transforms",
-        "partition_by", "audit", "sink",
+        "connection",
+        "table",
+        "query",
+        "primary_key",
+        "split_column",
+        "split_strategy",
+        "incremental_column",
+        "overlap_minutes",
+        "hash_columns",
+        "quality",
+        "transforms",
+        "partition_by",
+        "audit",
+        "sink",
     )
-    connection = r.get("connection", str, next(iter(connections)) if len(connections) == 1 else None)
+    connection = r.get(
+        "connection", str, next(iter(connections)) if len(connections) == 1 else None
+    )
     if connection is None:
         r.fail("connection", "is required when the spec has several connections")
     if connection not in connections:
@@ -369,8 +406,12 @@ def _parse_table(r: _Reader, name: str, root: str, connections: Mapping[str, Con
     if overlap < 0:
         r.fail("overlap_minutes", f"must be >= 0, got {overlap}")
     sink = _parse_sink(
-        r.child("sink", r.get("sink", dict, {})), f"tables/{name}", root, TABLE_WRITE_MODES,
-        "merge" if primary_key else "overwrite", f"_quarantine/{name}",
+        r.child("sink", r.get("sink", dict, {})),
+        f"tables/{name}",
+        root,
+        TABLE_WRITE_MODES,
+        "merge" if primary_key else "overwrite",
+        f"_quarantine/{name}",
     )
     if sink.mode == "merge" and not primary_key:
         r.fail("sink.mode", "merge needs a primary_key")
@@ -415,7 +456,11 @@ def _parse_output(r: _Reader, name: str, root: str, known: set[str]) -> OutputSp
         params=dict(r.get("params", dict, {})),
         partition_by=r.names("partition_by"),
         sink=_parse_sink(
-            r.child("sink", r.get("sink", dict, {})), f"outputs/{name}", root, OUTPUT_WRITE_MODES,
-            "overwrite", f"_quarantine/{name}",
+            r.child("sink", r.get("sink", dict, {})),
+            f"outputs/{name}",
+            root,
+            OUTPUT_WRITE_MODES,
+            "overwrite",
+            f"_quarantine/{name}",
         ),
     )

@@ -7,49 +7,14 @@ that need it: a skipped integration test would pass CI without testing anything.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from .dbs import Db, mysql, pg
+
 HERE = Path(__file__).resolve().parent
 START_HINT = "start the local servers with `python3 scripts/services.py start`"
-
-
-@dataclass(frozen=True)
-class ServerInfo:
-    """Where a test database server is and how to log in to it."""
-
-    host: str
-    port: int
-    user: str
-    password: str = field(repr=False)
-    database: str
-
-    def libpq_conninfo(self, database: str | None = None) -> str:
-        """A libpq/psycopg connection string (for PostgreSQL)."""
-        from psycopg.conninfo import make_conninfo
-
-        return make_conninfo(
-            host=self.host,
-            port=self.port,
-            user=self.user,
-            password=self.password,
-            dbname=database or self.database,
-            connect_timeout=5,
-        )
-
-
-def _server_info(prefix: str, default_port: int) -> ServerInfo:
-    env = os.environ
-    return ServerInfo(
-        host=env.get(f"{prefix}_HOST", "127.0.0.1"),
-        port=int(env.get(f"{prefix}_PORT", str(default_port))),
-        user=env.get(f"{prefix}_USER", "sluiceway"),
-        password=env.get(f"{prefix}_PASSWORD", "sluiceway-local"),
-        database=env.get(f"{prefix}_DB", "sluiceway_test"),
-    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -59,51 +24,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
 
 
-@pytest.fixture(scope="session")
-def pg_conn_info() -> ServerInfo:
-    """The test PostgreSQL; fails (never skips) the test if it does not accept a login."""
-    info = _server_info("SLUICEWAY_PG", 55432)
+def _checked(db: Db) -> Db:
+    """`db` if it accepts a login; otherwise the test fails (never skips) with a hint."""
     import psycopg
+    import pymysql
 
-    problem: psycopg.Error | None = None
+    problem: Exception | None = None
     try:
-        with psycopg.connect(info.libpq_conninfo()) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
+        db.query("SELECT 1")
+    except (psycopg.Error, pymysql.MySQLError) as exc:
         problem = exc
     if problem is not None:  # failed outside the except block: no chained traceback noise
         pytest.fail(
-            f"PostgreSQL at {info.host}:{info.port} (database {info.database}, user "
-            f"{info.user}) is not accepting connections: {problem}\n{START_HINT}",
-            pytrace=False,
-        )
-    return info
-
-
-@pytest.fixture(scope="session")
-def mysql_conn_info() -> ServerInfo:
-    """The test MySQL-protocol server (MariaDB); fails the test if it does not accept a login."""
-    info = _server_info("SLUICEWAY_MYSQL", 53306)
-    import pymysql
-
-    problem: pymysql.MySQLError | None = None
-    try:
-        conn = pymysql.connect(
-            host=info.host,
-            port=info.port,
-            user=info.user,
-            password=info.password,
-            database=info.database,
-            connect_timeout=5,
-        )
-        with conn:
-            conn.ping()
-    except pymysql.MySQLError as exc:
-        problem = exc
-    if problem is not None:
-        pytest.fail(
-            f"MySQL at {info.host}:{info.port} (database {info.database}, user {info.user}) "
+            f"{db.engine} at {db.host}:{db.port} (database {db.database}, user {db.user}) "
             f"is not accepting connections: {problem}\n{START_HINT}",
             pytrace=False,
         )
-    return info
+    return db
+
+
+@pytest.fixture(scope="session")
+def pg_conn_info() -> Db:
+    """The test PostgreSQL."""
+    return _checked(pg())
+
+
+@pytest.fixture(scope="session")
+def mysql_conn_info() -> Db:
+    """The test MySQL-protocol server (MariaDB)."""
+    return _checked(mysql())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -14,9 +14,22 @@ class Db:
     host: str
     port: int
     user: str
-    password: str
+    password: str = field(repr=False)
     database: str
     password_env: str
+
+    def libpq_conninfo(self, database: str | None = None) -> str:
+        """A libpq/psycopg connection string (PostgreSQL only)."""
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=database or self.database,
+            connect_timeout=5,
+        )
 
     def execute(self, *statements: str, params: list[tuple] | None = None) -> None:
         """Run statements in one transaction; `params` makes the last one an executemany."""
@@ -46,19 +59,24 @@ class Db:
             import psycopg
 
             return psycopg.connect(
-                host=self.host, port=self.port, user=self.user, password=self.password,
-                dbname=self.database, connect_timeout=5,
+                host=self.host,
+                port=self.port,
+                user=self.user,
+                password=self.password,
+                dbname=self.database,
+                connect_timeout=5,
             )
         import pymysql
 
         return pymysql.connect(
-            host=self.host, port=self.port, user=self.user, password=self.password,
-            database=self.database, charset="utf8mb4", connect_timeout=5,
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            database=self.database,
+            charset="utf8mb4",
+            connect_timeout=5,
         )
-
-    @property
-    def placeholder(self) -> str:
-        return "%s"
 
     def connection_toml(self, name: str = "db", **extra: object) -> str:
         lines = [
@@ -70,7 +88,9 @@ class Db:
             f'user = "{self.user}"',
             f'password_env = "{self.password_env}"',
         ]
-        lines += [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in extra.items()]
+        lines += [
+            f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in extra.items()
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -98,7 +118,9 @@ def mysql() -> Db:
     )
 
 
-def write_spec(tmp_path: Path, db: Db, body: str, name: str = "t", connection_extra: dict | None = None) -> Path:
+def write_spec(
+    tmp_path: Path, db: Db, body: str, name: str = "t", connection_extra: dict | None = None
+) -> Path:
     """A spec with one connection `db`, output and state under tmp_path, plus `body`."""
     os.environ.setdefault(db.password_env, db.password)
     text = (

@@ -35,11 +35,17 @@ def _prepare(db: Db) -> None:
     )
 
 
-def _run_cli(spec: Path, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run_cli(
+    spec: Path, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **(env_extra or {})}
     return subprocess.run(
         [sys.executable, "-m", "sluiceway.cli", "run", str(spec)],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
 
 
@@ -67,11 +73,21 @@ def pg_db() -> Db:
 
 
 CASES = {
-    "missing_table": (dict(table="no_such_table", split="id", extra=""), {}, ("tables.orders", "no_such_table")),
-    "wrong_password": (dict(table="bad_input", split="id", extra=""), {"SLUICEWAY_PG_PASSWORD": "wrong"},
-                       ("tables.orders", "password authentication failed")),
-    "split_all_null": (dict(table="bad_input", split="s", extra=""), {},
-                       ("tables.orders.split_column", "NULL in all 2 rows")),
+    "missing_table": (
+        dict(table="no_such_table", split="id", extra=""),
+        {},
+        ("tables.orders", "no_such_table"),
+    ),
+    "wrong_password": (
+        dict(table="bad_input", split="id", extra=""),
+        {"SLUICEWAY_PG_PASSWORD": "wrong"},
+        ("tables.orders", "password authentication failed"),
+    ),
+    "split_all_null": (
+        dict(table="bad_input", split="s", extra=""),
+        {},
+        ("tables.orders.split_column", "NULL in all 2 rows"),
+    ),
 }
 
 
@@ -92,8 +108,13 @@ def test_cli_unreachable_host_fails_fast_and_cleanly(tmp_path, pg_db):
 
 
 def test_cli_unknown_transform_fails_before_spark_starts(tmp_path, pg_db):
-    spec = write_spec(tmp_path, pg_db, TABLE.format(
-        table="bad_input", split="id", extra='transforms = [{ name = "my_pkg.nope:clean" }]'))
+    spec = write_spec(
+        tmp_path,
+        pg_db,
+        TABLE.format(
+            table="bad_input", split="id", extra='transforms = [{ name = "my_pkg.nope:clean" }]'
+        ),
+    )
     result = _run_cli(spec)
     _assert_one_error(result, "tables.orders.transforms[0].name", "my_pkg.nope:clean")
     assert "starting Spark" not in result.stdout
@@ -113,15 +134,23 @@ def test_cli_missing_password_variable_names_it(tmp_path, pg_db):
     env = {k: v for k, v in os.environ.items() if k != "SLUICEWAY_PG_PASSWORD"}
     result = subprocess.run(
         [sys.executable, "-m", "sluiceway.cli", "run", str(spec)],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
     _assert_one_error(result, "SLUICEWAY_PG_PASSWORD is not set")
     _assert_nothing_written(tmp_path)
 
 
 @pytest.mark.parametrize("db", [pg(), mysql()], ids=["postgresql", "mysql"])
-def test_wrong_password_is_a_source_error_that_never_shows_the_password(spark, tmp_path, db, monkeypatch):
-    spec = load_spec(write_spec(tmp_path, db, TABLE.format(table="bad_input", split="id", extra="")))
+def test_wrong_password_is_a_source_error_that_never_shows_the_password(
+    spark, tmp_path, db, monkeypatch
+):
+    spec = load_spec(
+        write_spec(tmp_path, db, TABLE.format(table="bad_input", split="id", extra=""))
+    )
     monkeypatch.setenv(db.password_env, "not-the-password-123")
     conn = spec.connections["db"]
     source = jdbc.jdbc_source(conn, resolve_credentials(conn))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
@@ -13,7 +14,7 @@ from sluiceway import pipeline
 from sluiceway.errors import SinkError
 from sluiceway.spec import load_spec
 
-from .dbs import Db, mysql, pg, write_spec
+from .dbs import Db, write_spec
 
 BASE = datetime(2024, 1, 1)
 OLD_MAX = BASE + timedelta(minutes=200)
@@ -28,17 +29,23 @@ def _ts(db: Db, value: datetime) -> str:
 def _create(db: Db) -> None:
     ts_type = "timestamptz(6)" if db.engine == "postgresql" else "datetime(6)"
     rows = [(i, i % 5, Decimal(i) / 4, BASE + timedelta(minutes=i)) for i in range(1, 201)]
+    rows.append((300, 9, Decimal("3.00"), BASE))  # alone in partition grp=9
     if db.engine == "postgresql":
         rows = [(*r[:3], r[3].replace(tzinfo=UTC)) for r in rows]
     db.execute(
         "DROP TABLE IF EXISTS inc",
         f"CREATE TABLE inc (id int PRIMARY KEY, grp int NOT NULL, amount numeric(10,2), updated_at {ts_type} NOT NULL)",
-        "INSERT INTO inc VALUES (%s, %s, %s, %s)", params=rows,
+        "INSERT INTO inc VALUES (%s, %s, %s, %s)",
+        params=rows,
     )
 
 
 def _spec(tmp_path, db: Db):
-    return load_spec(write_spec(tmp_path, db, """
+    return load_spec(
+        write_spec(
+            tmp_path,
+            db,
+            """
         [tables.inc]
         table = "inc"
         primary_key = ["id"]
@@ -46,13 +53,23 @@ def _spec(tmp_path, db: Db):
         incremental_column = "updated_at"
         overlap_minutes = 10
         partition_by = ["grp"]
-    """, connection_extra={"rows_per_partition": 60}))
+    """,
+            connection_extra={"rows_per_partition": 60},
+        )
+    )
 
 
 def _db_rows(db: Db) -> list[tuple]:
     rows = db.query("SELECT id, grp, amount, updated_at FROM inc ORDER BY id")
     return [
-        (i, g, a, (u.astimezone(UTC).replace(tzinfo=None) if u.tzinfo else u).strftime("%Y-%m-%d %H:%M:%S.%f"))
+        (
+            i,
+            g,
+            a,
+            (u.astimezone(UTC).replace(tzinfo=None) if u.tzinfo else u).strftime(
+                "%Y-%m-%d %H:%M:%S.%f"
+            ),
+        )
         for i, g, a, u in rows
     ]
 
@@ -69,6 +86,8 @@ def _mutate(db: Db) -> None:
         f"UPDATE inc SET amount = amount + 1000, updated_at = {_ts(db, NEW_TIME)} WHERE id IN (5, 6)",
         # Moves row 7 from partition grp=2 to grp=4.
         f"UPDATE inc SET grp = 4, updated_at = {_ts(db, NEW_TIME)} WHERE id = 7",
+        # Moves row 300 out of grp=9, its only row: that partition must disappear.
+        f"UPDATE inc SET grp = 1, updated_at = {_ts(db, NEW_TIME)} WHERE id = 300",
         f"INSERT INTO inc VALUES (201, 1, 1.50, {_ts(db, NEW_TIME)})",
         # Committed late with a timestamp inside the overlap window of the old watermark.
         f"INSERT INTO inc VALUES (202, 2, 2.50, {_ts(db, OLD_MAX - timedelta(minutes=5))})",
@@ -79,7 +98,9 @@ def _mutate(db: Db) -> None:
 
 @pytest.fixture(params=["postgresql", "mysql"])
 def db(request) -> Db:
-    database = pg() if request.param == "postgresql" else mysql()
+    database = request.getfixturevalue(
+        f"{'pg' if request.param == 'postgresql' else 'mysql'}_conn_info"
+    )
     _create(database)
     return database
 
@@ -87,31 +108,32 @@ def db(request) -> Db:
 def test_incremental_run_yields_newest_version_of_each_changed_row_once(spark, tmp_path, db):
     spec = _spec(tmp_path, db)
     first = pipeline.run(spark, spec)
-    assert first.tables[0].mode == "full" and first.tables[0].rows_read == 200
+    assert first.tables[0].mode == "full" and first.tables[0].rows_read == 201
     assert _out_rows(spark, spec) == _db_rows(db)
 
     _mutate(db)
     second = pipeline.run(spark, spec)
     item = second.tables[0]
     # The window is [old watermark - 10 min, now]: 10 unchanged rows at its start
-    # (ids 190..200), the 3 updated rows, and the 3 inserted ones.
+    # (ids 190..200), the 4 updated rows, and the 3 inserted ones.
     in_window = db.query(
         f"SELECT COUNT(*) FROM inc WHERE updated_at >= {_ts(db, OLD_MAX - timedelta(minutes=10))}"
     )[0][0]
     assert item.mode == "incremental"
-    assert item.rows_read == in_window == 17
+    assert item.rows_read == in_window == 18
     assert item.watermark_after == {"kind": "timestamp", "value": "2024-01-01 04:20:00"}
-    assert {p["grp"] for p in item.partitions} == {0, 1, 2, 3, 4}
+    assert {p["grp"] for p in item.partitions} == {0, 1, 2, 3, 4, 9}
 
     out = _out_rows(spark, spec)
     assert [r[0] for r in out] == sorted({r[0] for r in out})  # every key exactly once
     assert out == _db_rows(db)
     grp_of_7 = spark.read.parquet(f"{spec.table('inc').sink.path}/grp=2").filter("id = 7").count()
     assert grp_of_7 == 0  # the old version left its old partition
+    assert not Path(spec.table("inc").sink.path, "grp=9").exists()  # emptied partition removed
 
     # A third run with no changes re-reads only the overlap and changes nothing.
     third = pipeline.run(spark, spec)
-    assert third.tables[0].rows_read == 4  # rows 5, 6, 7 and 201, at the new watermark
+    assert third.tables[0].rows_read == 5  # rows 5, 6, 7, 201 and 300, at the new watermark
     assert _out_rows(spark, spec) == _db_rows(db)
 
 

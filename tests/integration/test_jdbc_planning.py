@@ -11,7 +11,7 @@ from sluiceway.sources import jdbc
 from sluiceway.sources.credentials import resolve_credentials
 from sluiceway.spec import load_spec
 
-from .dbs import Db, mysql, pg, write_spec
+from .dbs import Db, write_spec
 
 ROWS = 3000
 
@@ -20,19 +20,27 @@ def _load(db: Db) -> None:
     """ids 1..3000; a date and a timestamp spread over time; `skewed` is 90% one value;
     every 97th row has NULL split values (they must land in exactly one partition)."""
     gen = (
-        "SELECT g FROM generate_series(1, 3000) g" if db.engine == "postgresql"
-        else "SELECT a.n + 10 * b.n + 100 * c.n + 1000 * d.n + 1 AS g FROM " + " CROSS JOIN ".join(
+        "SELECT g FROM generate_series(1, 3000) g"
+        if db.engine == "postgresql"
+        else "SELECT a.n + 10 * b.n + 100 * c.n + 1000 * d.n + 1 AS g FROM "
+        + " CROSS JOIN ".join(
             f"(SELECT 0 n UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 "
             f"UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9) {t}"
             for t in "abcd"
-        ) + " WHERE a.n + 10 * b.n + 100 * c.n + 1000 * d.n < 3000"
+        )
+        + " WHERE a.n + 10 * b.n + 100 * c.n + 1000 * d.n < 3000"
     )
     ts_type = "timestamp(6)" if db.engine == "postgresql" else "datetime(6)"
-    add_days = ("DATE '2020-01-01' + (g % 1500)" if db.engine == "postgresql"
-                else "DATE_ADD(DATE '2020-01-01', INTERVAL (g % 1500) DAY)")
-    add_secs = ("TIMESTAMP '2020-01-01 00:00:00' + g * INTERVAL '1 second' * 3607 + g * INTERVAL '1 microsecond'"
-                if db.engine == "postgresql"
-                else "TIMESTAMP '2020-01-01 00:00:00' + INTERVAL (g * 3607) SECOND + INTERVAL g MICROSECOND")
+    add_days = (
+        "DATE '2020-01-01' + (g % 1500)"
+        if db.engine == "postgresql"
+        else "DATE_ADD(DATE '2020-01-01', INTERVAL (g % 1500) DAY)"
+    )
+    add_secs = (
+        "TIMESTAMP '2020-01-01 00:00:00' + g * INTERVAL '1 second' * 3607 + g * INTERVAL '1 microsecond'"
+        if db.engine == "postgresql"
+        else "TIMESTAMP '2020-01-01 00:00:00' + INTERVAL (g * 3607) SECOND + INTERVAL g MICROSECOND"
+    )
     db.execute(
         "DROP TABLE IF EXISTS planning",
         f"CREATE TABLE planning (id int PRIMARY KEY, d date, ts {ts_type}, skewed int, payload varchar(20))",
@@ -46,26 +54,40 @@ def _load(db: Db) -> None:
 
 @pytest.fixture(scope="module", params=["postgresql", "mysql"])
 def db(request) -> Db:
-    database = pg() if request.param == "postgresql" else mysql()
+    database = request.getfixturevalue(
+        f"{'pg' if request.param == 'postgresql' else 'mysql'}_conn_info"
+    )
     _load(database)
     return database
 
 
 CASES = [
-    ("id", "range"), ("d", "range"), ("ts", "range"),
-    ("skewed", "range"), ("skewed", "quantiles"), ("ts", "quantiles"), ("d", "quantiles"),
+    ("id", "range"),
+    ("d", "range"),
+    ("ts", "range"),
+    ("skewed", "range"),
+    ("skewed", "quantiles"),
+    ("ts", "quantiles"),
+    ("d", "quantiles"),
 ]
 
 
 @pytest.mark.parametrize("split, strategy", CASES, ids=[f"{c}-{s}" for c, s in CASES])
 def test_planned_read_equals_single_partition_read(spark, tmp_path, db, split, strategy):
-    spec = load_spec(write_spec(tmp_path, db, f"""
+    spec = load_spec(
+        write_spec(
+            tmp_path,
+            db,
+            f"""
         [tables.planning]
         table = "planning"
         primary_key = ["id"]
         split_column = "{split}"
         split_strategy = "{strategy}"
-    """, connection_extra={"rows_per_partition": 400, "max_connections": 4}))
+    """,
+            connection_extra={"rows_per_partition": 400, "max_connections": 4},
+        )
+    )
     table = spec.table("planning")
     conn = spec.connections["db"]
     source = jdbc.jdbc_source(conn, resolve_credentials(conn))
@@ -92,12 +114,19 @@ def test_planned_read_equals_single_partition_read(spark, tmp_path, db, split, s
 
 def test_skewed_column_with_quantiles_still_reads_everything(spark, tmp_path, db):
     """90% of rows share one value: quantile cuts collapse, the read stays complete."""
-    spec = load_spec(write_spec(tmp_path, db, """
+    spec = load_spec(
+        write_spec(
+            tmp_path,
+            db,
+            """
         [tables.planning]
         table = "planning"
         split_column = "skewed"
         split_strategy = "quantiles"
-    """, connection_extra={"rows_per_partition": 100, "max_connections": 8}))
+    """,
+            connection_extra={"rows_per_partition": 100, "max_connections": 8},
+        )
+    )
     conn = spec.connections["db"]
     source = jdbc.jdbc_source(conn, resolve_credentials(conn))
     plan = jdbc.plan_read(spark, source, spec.table("planning"), None, "planning")
@@ -107,11 +136,17 @@ def test_skewed_column_with_quantiles_still_reads_everything(spark, tmp_path, db
 
 
 def test_small_table_is_read_in_one_partition(spark, tmp_path, db):
-    spec = load_spec(write_spec(tmp_path, db, """
+    spec = load_spec(
+        write_spec(
+            tmp_path,
+            db,
+            """
         [tables.planning]
         table = "planning"
         split_column = "id"
-    """))  # default rows_per_partition (500k) > 3000 rows
+    """,
+        )
+    )  # default rows_per_partition (500k) > 3000 rows
     conn = spec.connections["db"]
     source = jdbc.jdbc_source(conn, resolve_credentials(conn))
     plan = jdbc.plan_read(spark, source, spec.table("planning"), None, "planning")
@@ -119,13 +154,22 @@ def test_small_table_is_read_in_one_partition(spark, tmp_path, db):
 
 
 def test_split_column_all_null_is_one_clear_error(spark, tmp_path, db):
-    db.execute("DROP TABLE IF EXISTS all_null", "CREATE TABLE all_null (id int PRIMARY KEY, s int)",
-               "INSERT INTO all_null VALUES (1, NULL), (2, NULL)")
-    spec = load_spec(write_spec(tmp_path, db, """
+    db.execute(
+        "DROP TABLE IF EXISTS all_null",
+        "CREATE TABLE all_null (id int PRIMARY KEY, s int)",
+        "INSERT INTO all_null VALUES (1, NULL), (2, NULL)",
+    )
+    spec = load_spec(
+        write_spec(
+            tmp_path,
+            db,
+            """
         [tables.all_null]
         table = "all_null"
         split_column = "s"
-    """))
+    """,
+        )
+    )
     conn = spec.connections["db"]
     source = jdbc.jdbc_source(conn, resolve_credentials(conn))
     with pytest.raises(SourceError, match=r"split_column: 's' is NULL in all 2 rows"):

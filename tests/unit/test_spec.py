@@ -68,11 +68,16 @@ def test_unknown_transform_is_rejected_at_parse_time():
 
 def test_sql_injection_in_table_name_is_rejected():
     message = _error(BASE.replace('"public.orders"', '"x; drop table y"'))
-    assert message == "x.toml: tables.orders.table: 'x; drop table y' is not a plain [schema.]table name"
+    assert (
+        message
+        == "x.toml: tables.orders.table: 'x; drop table y' is not a plain [schema.]table name"
+    )
 
 
 def test_injection_in_column_names_is_rejected():
-    assert "is not a plain identifier" in _error(BASE.replace('split_column = "o_orderkey"', 'split_column = "a) or (1=1"'))
+    assert "is not a plain identifier" in _error(
+        BASE.replace('split_column = "o_orderkey"', 'split_column = "a) or (1=1"')
+    )
 
 
 def test_merge_without_primary_key_is_refused():
@@ -89,7 +94,9 @@ def test_connection_needs_a_credential_source():
 
 
 def test_password_in_options_is_refused():
-    text = BASE.replace('password_env = "PW"\n', 'password_env = "PW"\noptions = { password = "x" }\n')
+    text = BASE.replace(
+        'password_env = "PW"\n', 'password_env = "PW"\noptions = { password = "x" }\n'
+    )
     assert "credentials never go in options" in _error(text)
 
 
@@ -101,8 +108,12 @@ def test_bad_types_and_values_are_named():
     assert _error(BASE.replace('host = "127.0.0.1"', "host = 5")) == (
         "x.toml: connections.db.host: must be a str, got 5"
     )
-    assert "max_connections: must be > 0" in _error(BASE.replace('password_env = "PW"', 'password_env = "PW"\nmax_connections = 0'))
-    assert "split_strategy: must be one of range, quantiles" in _error(BASE + 'split_strategy = "random"\n')
+    assert "max_connections: must be > 0" in _error(
+        BASE.replace('password_env = "PW"', 'password_env = "PW"\nmax_connections = 0')
+    )
+    assert "split_strategy: must be one of range, quantiles" in _error(
+        BASE + 'split_strategy = "random"\n'
+    )
 
 
 def test_output_inputs_must_exist():

@@ -312,7 +312,12 @@ def _load_table(conninfo: str, schema: str, table: str, path: Path) -> int:
             sql.SQL(
                 "CREATE TABLE {} ({}, updated_at timestamptz NOT NULL"
                 " DEFAULT {} - nextval({}) * interval '1 minute')"
-            ).format(qualified, definitions, sql.Literal(LOADED_AT), sql.Literal(f"{schema}.{table}_load_seq"))
+            ).format(
+                qualified,
+                definitions,
+                sql.Literal(LOADED_AT),
+                sql.Literal(f"{schema}.{table}_load_seq"),
+            )
         )
         with conn.cursor() as cur:
             # FREEZE: the table was created in this transaction, so rows can be written

@@ -41,7 +41,7 @@ class HadoopFs:
     """Existence checks and deletes through Hadoop's FileSystem (local, s3a, EMRFS alike)."""
 
     def __init__(self, spark: SparkSession) -> None:
-        self._jvm = spark.sparkContext._jvm
+        self._jvm: Any = spark.sparkContext._jvm
         self._conf = spark.sparkContext._jsc.hadoopConfiguration()
 
     def _path(self, path: str) -> Any:
@@ -67,7 +67,8 @@ class HadoopFs:
 
 def partition_path(spark: SparkSession, partition: dict[str, Any]) -> str:
     """`a=1/b=x` exactly as Spark names the directories (same escaping, same NULL name)."""
-    utils = spark.sparkContext._jvm.org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils
+    jvm: Any = spark.sparkContext._jvm
+    utils = jvm.org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils
     parts = []
     for column, value in partition.items():
         text = _DEFAULT_PARTITION if value is None else utils.escapePathName(str(value))
@@ -87,7 +88,9 @@ def _writer(df: DataFrame, partition_by: tuple[str, ...], compression: str) -> A
     return writer.partitionBy(*partition_by) if partition_by else writer
 
 
-def _distinct_partitions(df: DataFrame, partition_by: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+def _distinct_partitions(
+    df: DataFrame, partition_by: tuple[str, ...]
+) -> tuple[dict[str, Any], ...]:
     if not partition_by:
         return ()
     rows = df.select(*partition_by).distinct().collect()
@@ -141,12 +144,24 @@ def write_parquet(
             _writer(batch, partition_by, compression).parquet(path)
             return WriteResult(path, touched)
         if mode == "merge":
-            staged, touched = _stage_merge(spark, existing, batch, partition_by, primary_key,
-                                           compression, f"{staging_path}/merge")
-            _swap(spark, fs, staged, path, partition_by, compression, touched, dynamic=True)
+            staged, touched, present = _stage_merge(
+                spark,
+                existing,
+                batch,
+                partition_by,
+                primary_key,
+                compression,
+                f"{staging_path}/merge",
+            )
+            # A touched partition with no row left (every row moved out) must go.
+            kept = set(map(_key, present))
+            emptied = tuple(p for p in touched if _key(p) not in kept)
+            _swap(spark, fs, staged, path, partition_by, compression, dynamic=True, emptied=emptied)
         else:
-            staged, touched = _stage(spark, batch, partition_by, compression, f"{staging_path}/replace")
-            _swap(spark, fs, staged, path, partition_by, compression, touched, dynamic=False)
+            staged, touched = _stage(
+                spark, batch, partition_by, compression, f"{staging_path}/replace"
+            )
+            _swap(spark, fs, staged, path, partition_by, compression, dynamic=False)
         fs.delete(staging_path)
         return WriteResult(path, touched)
     except SPARK_ERRORS as exc:
@@ -173,12 +188,16 @@ def _recover(
         if fs.exists(f"{staged_path}/_SUCCESS"):
             log.warning("%s: finishing an interrupted write from %s", where, staged_path)
             staged = spark.read.parquet(staged_path)
-            _swap(spark, fs, staged, path, partition_by, compression, (), dynamic=dynamic)
+            _swap(spark, fs, staged, path, partition_by, compression, dynamic=dynamic)
     fs.delete(staging_path)
 
 
 def _stage(
-    spark: SparkSession, df: DataFrame, partition_by: tuple[str, ...], compression: str, staged_path: str
+    spark: SparkSession,
+    df: DataFrame,
+    partition_by: tuple[str, ...],
+    compression: str,
+    staged_path: str,
 ) -> tuple[DataFrame, tuple[dict[str, Any], ...]]:
     _writer(df, partition_by, compression).parquet(staged_path)
     staged = spark.read.schema(df.schema).parquet(staged_path)
@@ -193,8 +212,11 @@ def _stage_merge(
     primary_key: tuple[str, ...],
     compression: str,
     staged_path: str,
-) -> tuple[DataFrame, tuple[dict[str, Any], ...]]:
-    """Stage old rows minus replaced keys plus the batch, for every partition the batch touches."""
+) -> tuple[DataFrame, tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
+    """Stage old rows minus replaced keys plus the batch, for every partition the batch touches.
+
+    Returns the staged data, the partitions touched and the partitions the staged data has.
+    """
     types = {f.name: f.dataType for f in batch.schema.fields}
     # Partition column types are inferred from directory names; align them with the batch.
     for column in partition_by:
@@ -204,8 +226,12 @@ def _stage_merge(
     if partition_by:
         # Partitions where the batch's rows go, and where older versions of its keys live
         # (a key whose partition value changed must leave its old partition).
-        moved_from = existing.select(*primary_key, *partition_by).join(keys, list(primary_key), how="left_semi")
-        touched_df = batch.select(*partition_by).unionByName(moved_from.select(*partition_by)).distinct()
+        moved_from = existing.select(*primary_key, *partition_by).join(
+            keys, list(primary_key), how="left_semi"
+        )
+        touched_df = (
+            batch.select(*partition_by).unionByName(moved_from.select(*partition_by)).distinct()
+        )
         touched = _distinct_partitions(touched_df, partition_by)
         touched_lit = spark.createDataFrame(list(touched), existing.select(*partition_by).schema)
         match = [existing[c].eqNullSafe(touched_lit[c]) for c in partition_by]
@@ -213,8 +239,8 @@ def _stage_merge(
     merged = existing.join(keys, list(primary_key), how="left_anti").unionByName(
         batch, allowMissingColumns=True
     )
-    staged, _ = _stage(spark, merged, partition_by, compression, staged_path)
-    return staged, touched
+    staged, present = _stage(spark, merged, partition_by, compression, staged_path)
+    return staged, touched, present
 
 
 def _swap(
@@ -224,20 +250,18 @@ def _swap(
     path: str,
     partition_by: tuple[str, ...],
     compression: str,
-    touched: tuple[dict[str, Any], ...],
     *,
     dynamic: bool,
+    emptied: tuple[dict[str, Any], ...] = (),
 ) -> None:
-    """Copy the staged data over `path`: touched partitions only, or the whole dataset."""
+    """Copy the staged data over `path` (its partitions only, or the whole dataset), then
+    remove the `emptied` partition directories."""
     writer = _writer(staged, partition_by, compression)
     if not dynamic:
         writer = writer.option("partitionOverwriteMode", "static")
     writer.parquet(path)
-    if dynamic and partition_by:
-        present = set(map(_key, _distinct_partitions(staged, partition_by)))
-        for partition in touched:
-            if _key(partition) not in present:  # every row moved out: the old directory must go
-                fs.delete(f"{path.rstrip('/')}/{partition_path(spark, partition)}")
+    for partition in emptied:
+        fs.delete(f"{path.rstrip('/')}/{partition_path(spark, partition)}")
 
 
 def _key(partition: dict[str, Any]) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from sluiceway.errors import CredentialsError
 from sluiceway.spec import Connection
@@ -26,7 +27,7 @@ class Credentials:
     database: str | None
 
 
-def resolve_credentials(conn: Connection, secrets_client: object | None = None) -> Credentials:
+def resolve_credentials(conn: Connection, secrets_client: Any | None = None) -> Credentials:
     """User, password and (optionally) endpoint for a connection; the spec's values win."""
     secret: dict[str, object] = {}
     if conn.secret_id:
@@ -57,7 +58,7 @@ def resolve_credentials(conn: Connection, secrets_client: object | None = None) 
     )
 
 
-def _read_secret(secret_id: str, client: object | None) -> dict[str, object]:
+def _read_secret(secret_id: str, client: Any | None) -> dict[str, object]:
     """An RDS-style JSON secret: {"username", "password", "host", "port", "dbname"}."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
@@ -65,7 +66,7 @@ def _read_secret(secret_id: str, client: object | None) -> dict[str, object]:
     log.info("reading database secret %s", secret_id)
     client = client or boto3.client("secretsmanager")
     try:
-        response = client.get_secret_value(SecretId=secret_id)  # type: ignore[attr-defined]
+        response = client.get_secret_value(SecretId=secret_id)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "error")
         raise CredentialsError(f"secret {secret_id}: {code}") from exc

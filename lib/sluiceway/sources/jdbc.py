@@ -18,6 +18,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -51,15 +52,30 @@ class Dialect:
 
 DIALECTS = {
     "postgresql": Dialect(
-        "postgresql", "org.postgresql.Driver", '"', 5432,
-        {"ApplicationName": "sluiceway", "connectTimeout": "10", "loginTimeout": "15",
-         "tcpKeepAlive": "true"},
+        "postgresql",
+        "org.postgresql.Driver",
+        '"',
+        5432,
+        {
+            "ApplicationName": "sluiceway",
+            "connectTimeout": "10",
+            "loginTimeout": "15",
+            "tcpKeepAlive": "true",
+        },
     ),
     "mysql": Dialect(
-        "mysql", "com.mysql.cj.jdbc.Driver", "`", 3306,
+        "mysql",
+        "com.mysql.cj.jdbc.Driver",
+        "`",
+        3306,
         # useCursorFetch makes fetchsize stream instead of buffering the whole result.
-        {"connectTimeout": "10000", "useCursorFetch": "true", "connectionTimeZone": "UTC",
-         "forceConnectionTimeZoneToSession": "true", "tinyInt1isBit": "true"},
+        {
+            "connectTimeout": "10000",
+            "useCursorFetch": "true",
+            "connectionTimeZone": "UTC",
+            "forceConnectionTimeZoneToSession": "true",
+            "tinyInt1isBit": "true",
+        },
     ),
 }
 
@@ -206,12 +222,18 @@ def plan_read(
     filters: list[str] = []
     inc = q(table.incremental_column) if table.incremental_column else None
     if inc and watermark is not None:
-        filters.append(f"{inc} >= {_literal(watermark.kind, _window_start(watermark, table.overlap_minutes))}")
+        filters.append(
+            f"{inc} >= {_literal(watermark.kind, _window_start(watermark, table.overlap_minutes))}"
+        )
     split = q(table.split_column) if table.split_column else None
 
     select = ["COUNT(*) AS row_count"]
     if split:
-        select += [f"COUNT({split}) AS split_count", f"MIN({split}) AS split_lo", f"MAX({split}) AS split_hi"]
+        select += [
+            f"COUNT({split}) AS split_count",
+            f"MIN({split}) AS split_lo",
+            f"MAX({split}) AS split_hi",
+        ]
     if inc:
         select.append(f"MAX({inc}) AS inc_hi")
     stats_sql = f"SELECT {', '.join(select)} FROM {relation}" + _where(filters)
@@ -229,13 +251,17 @@ def plan_read(
                 f"date or timestamp column, not {stats_df.schema['inc_hi'].dataType.simpleString()}"
             )
         if stats.get("inc_hi") is None:
-            raise SourceError(f"{where}: incremental column {table.incremental_column!r} is all NULL")
+            raise SourceError(
+                f"{where}: incremental column {table.incremental_column!r} is all NULL"
+            )
         watermark_after = Watermark(inc_kind, str(stats["inc_hi"]))
         # Rows committed after planning are left for the next run, so the watermark is exact.
         upper = f"{inc} <= {_literal(inc_kind, watermark_after.value)}"
         filters.append(upper if watermark is not None else f"({upper} OR {inc} IS NULL)")
 
-    predicates = _split_predicates(spark, source, table, relation, filters, stats, stats_df, rows, where)
+    predicates = _split_predicates(
+        spark, source, table, relation, filters, stats, stats_df, rows, where
+    )
     return ReadPlan(relation, predicates, rows, watermark, watermark_after)
 
 
@@ -248,7 +274,9 @@ def _window_start(watermark: Watermark, overlap_minutes: int) -> Any:
     if watermark.kind == "timestamp":
         return datetime.fromisoformat(watermark.value) - timedelta(minutes=overlap_minutes)
     if watermark.kind == "date":
-        return date.fromisoformat(watermark.value) - timedelta(days=math.ceil(overlap_minutes / 1440))
+        return date.fromisoformat(watermark.value) - timedelta(
+            days=math.ceil(overlap_minutes / 1440)
+        )
     return int(watermark.value)
 
 
@@ -293,9 +321,15 @@ def _split_predicates(
     split = source.dialect.quote(table.split_column)
     lits = [_literal(kind, _from_number(kind, b)) for b in cuts]
     predicates = [f"{base} AND ({split} < {lits[0]} OR {split} IS NULL)"]
-    predicates += [f"{base} AND {split} >= {a} AND {split} < {b}" for a, b in zip(lits, lits[1:])]
+    predicates += [f"{base} AND {split} >= {a} AND {split} < {b}" for a, b in pairwise(lits)]
     predicates.append(f"{base} AND {split} >= {lits[-1]}")
-    log.info("%s: %d partitions on %s (%s)", where, len(predicates), table.split_column, table.split_strategy)
+    log.info(
+        "%s: %d partitions on %s (%s)",
+        where,
+        len(predicates),
+        table.split_column,
+        table.split_strategy,
+    )
     return tuple(predicates)
 
 
@@ -328,9 +362,11 @@ def _quantile_bounds(
         ).collect()
     except SPARK_ERRORS as exc:
         raise SourceError(f"{where}: {source.description}: {describe_spark_error(exc)}") from exc
-    tiles = sorted((int(r["tile"]), _to_number(kind, r["lo"]), _to_number(kind, r["hi"])) for r in rows)
+    tiles = sorted(
+        (int(r["tile"]), _to_number(kind, r["lo"]), _to_number(kind, r["hi"])) for r in rows
+    )
     cuts = []
-    for (_, _, prev_hi), (_, lo, _) in zip(tiles, tiles[1:]):
+    for (_, _, prev_hi), (_, lo, _) in pairwise(tiles):
         # A value spanning two tiles goes wholly below the cut: the smallest step above it
         # (1, one day or one microsecond in these units).
         cuts.append(prev_hi + 1 if lo == prev_hi else lo)
@@ -341,7 +377,10 @@ def read(spark: SparkSession, source: JdbcSource, plan: ReadPlan, where: str) ->
     """The planned read: one Spark partition (and one connection) per predicate."""
     try:
         return spark.read.jdbc(
-            source.url, plan.relation, predicates=list(plan.predicates), properties=dict(source.properties)
+            source.url,
+            plan.relation,
+            predicates=list(plan.predicates),
+            properties=dict(source.properties),
         )
     except SPARK_ERRORS as exc:
         raise SourceError(f"{where}: {source.description}: {describe_spark_error(exc)}") from exc

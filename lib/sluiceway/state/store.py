@@ -94,7 +94,9 @@ class LocalStateStore:
         if not base.is_dir():
             return []
         return sorted(
-            str(p.relative_to(self.root)) for p in base.rglob("*.json") if not p.name.startswith(".")
+            str(p.relative_to(self.root))
+            for p in base.rglob("*.json")
+            if not p.name.startswith(".")
         )
 
 

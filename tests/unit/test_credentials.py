@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from sluiceway.errors import CredentialsError
+from sluiceway.sources.credentials import resolve_credentials
+from sluiceway.spec import Connection
+
+
+def _conn(**overrides) -> Connection:
+    values = dict(
+        name="db",
+        engine="postgresql",
+        host=None,
+        port=None,
+        database=None,
+        user=None,
+        password_env=None,
+        secret_id="rds/orders",
+        max_connections=4,
+        fetch_size=10_000,
+        rows_per_partition=500_000,
+    )
+    values.update(overrides)
+    return Connection(**values)
+
+
+def _stubbed(response: dict | None = None, error: str | None = None):
+    # botocore's Stubber answers for Secrets Manager: no network, no AWS account.
+    client = boto3.client(
+        "secretsmanager", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    stubber = Stubber(client)
+    if error:
+        stubber.add_client_error(
+            "get_secret_value", service_error_code=error, expected_params={"SecretId": "rds/orders"}
+        )
+    else:
+        stubber.add_response("get_secret_value", response, {"SecretId": "rds/orders"})
+    stubber.activate()
+    return client
+
+
+def test_rds_secret_gives_user_password_and_endpoint():
+    secret = {
+        "username": "etl",
+        "password": "s3cr3t!",
+        "host": "db.internal",
+        "port": 5433,
+        "dbname": "shop",
+    }
+    creds = resolve_credentials(
+        _conn(), _stubbed({"SecretString": json.dumps(secret), "Name": "rds/orders"})
+    )
+    assert (creds.user, creds.password, creds.host, creds.port, creds.database) == (
+        "etl",
+        "s3cr3t!",
+        "db.internal",
+        5433,
+        "shop",
+    )
+    assert "s3cr3t!" not in repr(creds)
+
+
+def test_spec_values_win_over_the_secret():
+    secret = {
+        "username": "etl",
+        "password": "pw",
+        "host": "db.internal",
+        "port": 5433,
+        "dbname": "shop",
+    }
+    creds = resolve_credentials(
+        _conn(host="replica.internal", port=6432, user="reader"),
+        _stubbed({"SecretString": json.dumps(secret), "Name": "rds/orders"}),
+    )
+    assert (creds.user, creds.host, creds.port, creds.database) == (
+        "reader",
+        "replica.internal",
+        6432,
+        "shop",
+    )
+
+
+def test_missing_secret_is_named_without_values():
+    with pytest.raises(CredentialsError, match=r"^secret rds/orders: ResourceNotFoundException$"):
+        resolve_credentials(_conn(), _stubbed(error="ResourceNotFoundException"))
+
+
+def test_secret_that_is_not_json_is_refused():
+    with pytest.raises(CredentialsError, match="not a JSON SecretString"):
+        resolve_credentials(_conn(), _stubbed({"SecretString": "user=etl", "Name": "rds/orders"}))
+
+
+def test_password_from_environment(monkeypatch):
+    monkeypatch.setenv("ORDERS_PW", "from-env")
+    creds = resolve_credentials(_conn(secret_id=None, password_env="ORDERS_PW", host="h", user="u"))
+    assert creds.password == "from-env" and creds.host == "h"
+
+
+def test_unset_password_variable_is_named(monkeypatch):
+    monkeypatch.delenv("ORDERS_PW", raising=False)
+    with pytest.raises(CredentialsError, match="environment variable ORDERS_PW is not set"):
+        resolve_credentials(_conn(secret_id=None, password_env="ORDERS_PW", host="h", user="u"))
