@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Private PostgreSQL and MariaDB servers for local development and the integration tests.
 
-    python3 scripts/services.py start  [postgres|mysql ...]   # install if missing, init, start
-    python3 scripts/services.py stop   [postgres|mysql ...]
-    python3 scripts/services.py status [postgres|mysql ...]   # exit 3 if any is stopped
-    python3 scripts/services.py env    [postgres|mysql ...]   # shell `export` lines
+    python3 scripts/services.py start  [postgres|mysql|moto ...]   # install if missing, start
+    python3 scripts/services.py stop   [postgres|mysql|moto ...]
+    python3 scripts/services.py status [postgres|mysql|moto ...]   # exit 3 if any is stopped
+    python3 scripts/services.py env    [postgres|mysql|moto ...]   # shell `export` lines
 
-With no server named, the command applies to both. Standard library only, Python >= 3.11.
+With no server named, the command applies to all. `moto` is moto_server (S3, Glue, EMR
+Serverless, Secrets Manager) on 127.0.0.1:54566, from a private venv under .run/moto.
+Standard library only, Python >= 3.11.
 
 PostgreSQL listens on 127.0.0.1:55432 and MariaDB (MySQL protocol) on 127.0.0.1:53306 (plus
 $SLUICEWAY_PORT_OFFSET, default 0), never on the default ports, and neither reads or touches
@@ -63,6 +65,14 @@ HOST = "127.0.0.1"
 PORT_OFFSET = int(os.environ.get("SLUICEWAY_PORT_OFFSET", "0"))
 PG_PORT = 55432 + PORT_OFFSET
 MYSQL_PORT = 53306 + PORT_OFFSET
+MOTO_PORT = 54566 + PORT_OFFSET
+MOTO_PIN = "moto[server]==5.2.5"
+# Credentials moto accepts; they only ever reach the local endpoint.
+MOTO_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 APP_USER = "sluiceway"
 APP_PASSWORD = "sluiceway-local"
 DATABASES = ("sluiceway_test", "tpch")
@@ -216,6 +226,8 @@ def env_lines(servers: Sequence[str]) -> list[str]:
             "SLUICEWAY_MYSQL_PASSWORD": APP_PASSWORD,
             "SLUICEWAY_MYSQL_DB": DEFAULT_DB,
         }
+    if "moto" in servers:
+        values |= {"SLUICEWAY_AWS_ENDPOINT": f"http://{HOST}:{MOTO_PORT}", **MOTO_ENV}
     return [f"export {key}={shlex.quote(str(value))}" for key, value in values.items()]
 
 
@@ -766,6 +778,90 @@ def mariadb() -> MariaDB:
 
 
 # --------------------------------------------------------------------------------------------
+# moto (S3, Glue, EMR Serverless, Secrets Manager) in server mode
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Moto:
+    """moto_server from a private venv under .run/moto (independent of the PySpark venvs)."""
+
+    name: str = "moto"
+
+    @property
+    def home(self) -> Path:
+        return RUN / "moto"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "moto.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "moto.log"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if Path(f"/proc/{pid}").exists() else None
+
+    def install(self) -> Path:
+        venv = self.home / "venv"
+        exe = venv / "bin" / "moto_server"
+        stamp = venv / ".pin"
+        if exe.exists() and stamp.exists() and stamp.read_text() == MOTO_PIN:
+            return exe
+        say(self.name, f"installing {MOTO_PIN} into {venv}")
+        run([sys.executable, "-m", "venv", str(venv)])
+        run([str(venv / "bin" / "pip"), "install", "-q", MOTO_PIN])
+        stamp.write_text(MOTO_PIN)
+        return exe
+
+    def start(self) -> None:
+        if self.pid() is not None:
+            say(self.name, f"already running on {HOST}:{MOTO_PORT}")
+            return
+        if port_open(MOTO_PORT):
+            raise ServiceError(f"port {MOTO_PORT} is already taken by another process")
+        exe = self.install()
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            process = subprocess.Popen(
+                [str(exe), "-H", HOST, "-p", str(MOTO_PORT)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # outlives this script, like the database servers
+            )
+        self.pid_file.write_text(str(process.pid))
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not port_open(MOTO_PORT):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise ServiceError("moto_server did not start\n" + log_tail(self.log))
+            time.sleep(0.2)
+        say(self.name, f"ready on {HOST}:{MOTO_PORT}")
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid is None:
+            say(self.name, "not running")
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.pid_file.unlink(missing_ok=True)
+        say(self.name, "stopped")
+
+    def status(self) -> bool:
+        pid = self.pid()
+        print(f"moto: running on {HOST}:{MOTO_PORT} (pid {pid})" if pid else "moto: stopped")
+        return pid is not None
+
+
+# --------------------------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------------------------
 
@@ -775,8 +871,10 @@ ALIASES = {
     "pg": "postgres",
     "mysql": "mysql",
     "mariadb": "mysql",
+    "moto": "moto",
 }
-USAGE = "usage: services.py start|stop|status|env [postgres|mysql ...]"
+SERVERS = ("postgres", "mysql", "moto")
+USAGE = "usage: services.py start|stop|status|env [postgres|mysql|moto ...]"
 
 
 def main(argv: Sequence[str]) -> int:
@@ -788,15 +886,16 @@ def main(argv: Sequence[str]) -> int:
     if unknown:
         print(f"unknown server {', '.join(unknown)}; {USAGE}", file=sys.stderr)
         return 2
-    wanted = [s for s in ("postgres", "mysql") if not names or s in {ALIASES[n] for n in names}]
+    wanted = [s for s in SERVERS if not names or s in {ALIASES[n] for n in names}]
 
     if command == "env":
         print("\n".join(env_lines(wanted)))
         return 0
 
-    factories: dict[str, Callable[[], Postgres | MariaDB]] = {
+    factories: dict[str, Callable[[], Postgres | MariaDB | Moto]] = {
         "postgres": postgres,
         "mysql": mariadb,
+        "moto": Moto,
     }
     all_up = True
     try:
@@ -810,7 +909,7 @@ def main(argv: Sequence[str]) -> int:
                 all_up = service.status() and all_up
         if command == "start":
             RUN.mkdir(parents=True, exist_ok=True)
-            ENV_FILE.write_text("\n".join(env_lines(["postgres", "mysql"])) + "\n")
+            ENV_FILE.write_text("\n".join(env_lines(SERVERS)) + "\n")
             print(
                 f'==> environment written to {ENV_FILE} (source it, or eval "$(python3 '
                 f'scripts/services.py env)")',
