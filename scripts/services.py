@@ -227,7 +227,8 @@ def env_lines(servers: Sequence[str]) -> list[str]:
             "SLUICEWAY_MYSQL_DB": DEFAULT_DB,
         }
     if "moto" in servers:
-        values |= {"SLUICEWAY_AWS_ENDPOINT": f"http://{HOST}:{MOTO_PORT}", **MOTO_ENV}
+        # AWS_ENDPOINT_URL is the standard variable: boto3 and the AWS CLI send every call there.
+        values |= {"AWS_ENDPOINT_URL": f"http://{HOST}:{MOTO_PORT}", **MOTO_ENV}
     return [f"export {key}={shlex.quote(str(value))}" for key, value in values.items()]
 
 
