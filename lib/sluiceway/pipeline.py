@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from sluiceway import transforms
-from sluiceway.errors import CredentialsError, SluicewayError, SourceError, TransformError
+from sluiceway.errors import CredentialsError, SluicewayError, TransformError
 from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
 from sluiceway.sinks.parquet import HadoopFs, write_parquet
 from sluiceway.sources import jdbc
@@ -75,9 +75,10 @@ def build_table(
     extracted_at: datetime,
     source: str,
     salt: str | None,
+    dedupe: bool = True,
 ) -> DataFrame:
     """Dedupe by key, apply the spec's transforms, hash PII, add audit and quality columns."""
-    if table.primary_key and table.incremental_column:
+    if dedupe and table.primary_key and table.incremental_column:
         df = df.transform(
             transforms.dedupe_latest, list(table.primary_key), table.incremental_column
         )
@@ -247,11 +248,9 @@ def _run_table(
             extracted_at=datetime.now(UTC),
             source=f"{source.dialect.engine}:{table.table or table.name}",
             salt=salt,
-        ).persist()
-        try:
-            _write_table(spark, spec, table, built, run_id, full_refresh, item, where)
-        finally:
-            built.unpersist()
+            dedupe=_may_repeat_keys(table, plan),
+        )
+        _write_table(spark, spec, table, built, full_refresh, item, where)
         if plan.watermark_after is not None:
             store.write_json(
                 _table_state_key(spec, table.name),
@@ -270,30 +269,56 @@ def _run_table(
         item.seconds = round(time.monotonic() - started, 3)
 
 
+def _may_repeat_keys(table: TableSpec, plan: jdbc.ReadPlan) -> bool:
+    """Whether the read can return a key twice, so the batch must be deduplicated.
+
+    A table read in one statement, or split on one of its key columns, returns each key
+    once: every row of a key has the same split value, so it falls in exactly one
+    predicate, read by one statement on one snapshot. A query, or a split on another
+    column that changes while the partitions are read, can repeat a key.
+    """
+    if table.query is not None:
+        return True
+    return len(plan.predicates) > 1 and table.split_column not in table.primary_key
+
+
 def _write_table(
     spark: SparkSession,
     spec: PipelineSpec,
     table: TableSpec,
     built: DataFrame,
-    run_id: str,
     full_refresh: bool,
     item: TableReport,
     where: str,
 ) -> None:
-    # One pass over the (cached) batch gives both counts; the source is read exactly once.
+    # The counts come from the write itself: the source is read in the same pass. Only a
+    # table with quality rules may need a second pass (the quarantine), so only it is cached.
+    counts = Observation()
+    built = built.observe(
+        counts,
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(F.when(F.size("_dq_failures") > 0, 1).otherwise(0)).alias("bad"),
+    )
+    cached = bool(table.quality)
+    if cached:
+        built = built.persist()
     try:
-        counts = built.agg(
-            F.count(F.lit(1)).alias("rows"),
-            F.sum(F.when(F.size("_dq_failures") > 0, 1).otherwise(0)).alias("bad"),
-        ).first()
-    except SPARK_ERRORS as exc:
-        raise SourceError(
-            f"{where}: reading and transforming failed: {describe_spark_error(exc)}"
-        ) from exc
-    assert counts is not None  # an aggregate without grouping always returns one row
-    item.rows_read = int(counts["rows"])
-    item.rows_quarantined = int(counts["bad"] or 0)
-    item.rows_written = item.rows_read - item.rows_quarantined
+        _write_valid_and_quarantined(spark, spec, table, built, counts, full_refresh, item, where)
+    finally:
+        if cached:
+            built.unpersist()
+
+
+def _write_valid_and_quarantined(
+    spark: SparkSession,
+    spec: PipelineSpec,
+    table: TableSpec,
+    built: DataFrame,
+    counts: Observation,
+    full_refresh: bool,
+    item: TableReport,
+    where: str,
+) -> None:
     staging = join_path(spec.staging_location, table.name)
     # A full refresh replaces the dataset, so rows deleted at the source disappear too.
     mode = "overwrite" if full_refresh or item.mode == "full" else table.sink.mode
@@ -309,6 +334,9 @@ def _write_table(
         where=where,
     )
     item.partitions = [dict(p) for p in result.partitions]
+    item.rows_read = int(counts.get["rows"])
+    item.rows_quarantined = int(counts.get["bad"] or 0)
+    item.rows_written = item.rows_read - item.rows_quarantined
     if item.rows_quarantined:
         bad = built.transform(transforms.keep_quarantined)
         write_parquet(
@@ -362,21 +390,19 @@ def _run_output(
                 raise SluicewayError(
                     f"{where}: input {name} at {path}: {describe_spark_error(exc)}"
                 ) from exc
-        built = build_output(output, inputs).persist()
-        try:
-            item.rows_written = item.rows_read = built.count()
-            result = write_parquet(
-                spark,
-                built,
-                output.sink.path,
-                mode=output.sink.mode,
-                partition_by=output.partition_by,
-                compression=output.sink.compression,
-                staging_path=join_path(spec.staging_location, output.name),
-                where=where,
-            )
-        finally:
-            built.unpersist()
+        counts = Observation()
+        built = build_output(output, inputs).observe(counts, F.count(F.lit(1)).alias("rows"))
+        result = write_parquet(
+            spark,
+            built,
+            output.sink.path,
+            mode=output.sink.mode,
+            partition_by=output.partition_by,
+            compression=output.sink.compression,
+            staging_path=join_path(spec.staging_location, output.name),
+            where=where,
+        )
+        item.rows_written = item.rows_read = int(counts.get["rows"])
         item.partitions = [dict(p) for p in result.partitions]
         item.status = "written"
         log.info(

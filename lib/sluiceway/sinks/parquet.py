@@ -15,11 +15,12 @@ Hadoop FileSystem API touch storage.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from sluiceway.errors import SinkError
@@ -76,25 +77,48 @@ def partition_path(spark: SparkSession, partition: dict[str, Any]) -> str:
     return "/".join(parts)
 
 
-def _writer(df: DataFrame, partition_by: tuple[str, ...], compression: str) -> Any:
+def _sorted(partitions: Any) -> tuple[dict[str, Any], ...]:
+    return tuple(sorted(partitions, key=lambda d: [str(v) for v in d.values()]))
+
+
+def _write(
+    df: DataFrame,
+    path: str,
+    partition_by: tuple[str, ...],
+    compression: str,
+    *,
+    static: bool = False,
+) -> tuple[dict[str, Any], ...]:
+    """Overwrite `path` with `df` in one Spark job; returns the partitions written.
+
+    The partition values are observed during the write itself, so the data is read once.
+    Dynamic partition overwrite (the session default) replaces only those partitions;
+    `static` replaces the whole dataset.
+    """
+    observation = Observation()
     if partition_by:
+        # Spark 3.5 cannot hand nested values to Python from an observation: send JSON.
+        partitions = F.to_json(F.collect_set(F.struct(*partition_by)))
         # One task per partition value: few, large files instead of tasks x partitions.
-        df = df.repartition(*partition_by)
+        df = df.observe(observation, partitions.alias("partitions")).repartition(*partition_by)
     writer = (
         df.write.mode("overwrite")
         .option("compression", compression)
         .option("maxRecordsPerFile", MAX_RECORDS_PER_FILE)
     )
-    return writer.partitionBy(*partition_by) if partition_by else writer
+    if static:
+        writer = writer.option("partitionOverwriteMode", "static")
+    if partition_by:
+        writer.partitionBy(*partition_by).parquet(path)
+        return _sorted(json.loads(observation.get["partitions"]))
+    writer.parquet(path)
+    return ()
 
 
 def _distinct_partitions(
     df: DataFrame, partition_by: tuple[str, ...]
 ) -> tuple[dict[str, Any], ...]:
-    if not partition_by:
-        return ()
-    rows = df.select(*partition_by).distinct().collect()
-    return tuple(sorted((r.asDict() for r in rows), key=lambda d: [str(v) for v in d.values()]))
+    return _sorted(r.asDict() for r in df.select(*partition_by).distinct().collect())
 
 
 def check_compatible(
@@ -133,16 +157,12 @@ def write_parquet(
     try:
         _recover(spark, fs, path, partition_by, compression, staging_path, where)
         if not fs.has_data(path):
-            touched = _distinct_partitions(batch, partition_by)
-            _writer(batch, partition_by, compression).parquet(path)
-            return WriteResult(path, touched)
+            return WriteResult(path, _write(batch, path, partition_by, compression))
         existing = spark.read.parquet(path)
         check_compatible(existing, batch, where, partition_by)
         if mode == "overwrite_partitions":
             # Each partition directory is replaced whole from the batch; nothing is read back.
-            touched = _distinct_partitions(batch, partition_by)
-            _writer(batch, partition_by, compression).parquet(path)
-            return WriteResult(path, touched)
+            return WriteResult(path, _write(batch, path, partition_by, compression))
         if mode == "merge":
             staged, touched, present = _stage_merge(
                 spark,
@@ -199,9 +219,9 @@ def _stage(
     compression: str,
     staged_path: str,
 ) -> tuple[DataFrame, tuple[dict[str, Any], ...]]:
-    _writer(df, partition_by, compression).parquet(staged_path)
-    staged = spark.read.schema(df.schema).parquet(staged_path)
-    return staged, _distinct_partitions(staged, partition_by)
+    """Write `df` to `staged_path`; returns it read back, and the partitions it has."""
+    present = _write(df, staged_path, partition_by, compression)
+    return spark.read.schema(df.schema).parquet(staged_path), present
 
 
 def _stage_merge(
@@ -216,7 +236,26 @@ def _stage_merge(
     """Stage old rows minus replaced keys plus the batch, for every partition the batch touches.
 
     Returns the staged data, the partitions touched and the partitions the staged data has.
+    The batch is read several times here, so it is cached for the duration.
     """
+    batch = batch.persist()
+    try:
+        return _stage_merge_cached(
+            spark, existing, batch, partition_by, primary_key, compression, staged_path
+        )
+    finally:
+        batch.unpersist()
+
+
+def _stage_merge_cached(
+    spark: SparkSession,
+    existing: DataFrame,
+    batch: DataFrame,
+    partition_by: tuple[str, ...],
+    primary_key: tuple[str, ...],
+    compression: str,
+    staged_path: str,
+) -> tuple[DataFrame, tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
     types = {f.name: f.dataType for f in batch.schema.fields}
     # Partition column types are inferred from directory names; align them with the batch.
     for column in partition_by:
@@ -256,10 +295,7 @@ def _swap(
 ) -> None:
     """Copy the staged data over `path` (its partitions only, or the whole dataset), then
     remove the `emptied` partition directories."""
-    writer = _writer(staged, partition_by, compression)
-    if not dynamic:
-        writer = writer.option("partitionOverwriteMode", "static")
-    writer.parquet(path)
+    _write(staged, path, partition_by, compression, static=not dynamic)
     for partition in emptied:
         fs.delete(f"{path.rstrip('/')}/{partition_path(spark, partition)}")
 
