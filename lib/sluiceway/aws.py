@@ -60,7 +60,7 @@ def endpoint_of(aws_client: Any) -> str:
     service = aws_client.meta.service_model.service_id.replace(" ", "_").upper()
     for variable in (f"AWS_ENDPOINT_URL_{service}", "AWS_ENDPOINT_URL"):
         if os.environ.get(variable):
-            return f"{url} (from {variable})"
+            return f"{url} ({variable})"
     return url
 
 
@@ -82,18 +82,18 @@ def describe_aws_error(exc: BaseException, aws_client: Any, bucket: str | None =
         code = str(error.get("Code", "error"))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if code in ("NoSuchBucket",) or (bucket and code == "404" and status == 404):
-            return f"bucket {bucket} does not exist (endpoint {endpoint_of(aws_client)})"
+            return f"bucket {bucket} does not exist at {endpoint_of(aws_client)}"
         if code in _ACCESS_CODES:
             return (
-                f"access denied to {where} ({code}; endpoint {endpoint_of(aws_client)}): "
-                "check the credentials (AWS_PROFILE / AWS_ACCESS_KEY_ID) and their permissions"
+                f"access denied to {where} at {endpoint_of(aws_client)} ({code}): check the "
+                "credentials (AWS_PROFILE / AWS_ACCESS_KEY_ID) and their permissions"
             )
         message = str(error.get("Message") or "").strip()
         return f"{where}: {code}{': ' + message if message else ''}"
     if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ConnectionClosedError):
-        return f"cannot reach the endpoint {endpoint_of(aws_client)} for {where}: {exc}"
+        return f"cannot reach {endpoint_of(aws_client)} for {where}: {exc}"
     if isinstance(exc, ReadTimeoutError):
-        return f"no answer from the endpoint {endpoint_of(aws_client)} for {where}: {exc}"
+        return f"no answer from {endpoint_of(aws_client)} for {where}: {exc}"
     if isinstance(exc, NoCredentialsError):
         return (
             f"no AWS credentials for {where}: set AWS_PROFILE or AWS_ACCESS_KEY_ID / "

@@ -15,9 +15,16 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sluiceway import transforms
-from sluiceway.errors import CredentialsError, SluicewayError, SourceError, TransformError
+from sluiceway.errors import (
+    CredentialsError,
+    SluicewayError,
+    SourceError,
+    StateError,
+    TransformError,
+)
 from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
 from sluiceway.sinks.parquet import HadoopFs, write_parquet
+from sluiceway.sinks.s3 import check_s3_locations
 from sluiceway.sources import jdbc
 from sluiceway.sources.credentials import resolve_credentials
 from sluiceway.spec import OutputSpec, PipelineSpec, TableSpec, join_path
@@ -162,6 +169,8 @@ def run(
             )
             for name in used
         }
+        # A missing, denied or unreachable bucket fails here, before the source is read.
+        check_s3_locations(_locations(spec, selected))
         changed: set[str] = set()
         for table in spec.tables:
             if selected is not None and table.name not in selected:
@@ -195,8 +204,30 @@ def run(
         raise
     finally:
         report.seconds = round(time.monotonic() - started, 3)
-        _save_report(store, spec, report)
+        try:
+            _save_report(store, spec, report)
+        except StateError as exc:
+            if report.status == "succeeded":
+                raise
+            # The run's own error is the one to report (often the same unreachable bucket).
+            log.warning("could not save the run report: %s", exc)
     return report
+
+
+def _locations(spec: PipelineSpec, selected: set[str] | None) -> dict[str, str]:
+    """Every place the run may write, keyed by where the spec sets it, datasets first."""
+    found = {}
+    items: tuple[TableSpec | OutputSpec, ...] = (*spec.tables, *spec.outputs)
+    for item in items:
+        if selected is None or item.name in selected:
+            kind = "tables" if isinstance(item, TableSpec) else "outputs"
+            found[f"{spec.source_file}: {kind}.{item.name}.sink.path"] = item.sink.path
+            found[f"{spec.source_file}: {kind}.{item.name}.sink.quarantine_path"] = (
+                item.sink.quarantine_path
+            )
+    found[f"{spec.source_file}: pipeline.staging"] = spec.staging_location
+    found[f"{spec.source_file}: pipeline.state"] = spec.state_location
+    return found
 
 
 def _save_report(store: StateStore, spec: PipelineSpec, report: RunReport) -> None:
