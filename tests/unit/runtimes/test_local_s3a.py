@@ -8,6 +8,7 @@ def test_real_s3_keeps_virtual_host_addressing_and_maps_s3_to_s3a():
     assert settings == {
         "fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         "fs.AbstractFileSystem.s3.impl": "org.apache.hadoop.fs.s3a.S3A",
+        "fs.s3a.directory.marker.retention": "keep",
         "fs.s3a.endpoint.region": "eu-west-1",
     }
 
