@@ -1,6 +1,7 @@
 """spark-submit entrypoint for a batch pipeline on a laptop or server.
 
-spark-submit --jars "$(sluiceway jars path)" jobs/local_batch.py SPEC [--full-refresh]
+spark-submit --jars "$(sluiceway jars path)" --driver-class-path "$(sluiceway jars classpath)" \
+    jobs/local_batch.py SPEC [--full-refresh] [--output DIR_OR_S3_URI]
 
 scripts/demo.sh shows the whole command line (driver memory, UTC, log configuration).
 """
@@ -16,7 +17,7 @@ from sluiceway import pipeline
 from sluiceway.cli import print_summary
 from sluiceway.errors import SluicewayError
 from sluiceway.logs import configure_logging
-from sluiceway.runtimes.local import apply_pipeline_conf
+from sluiceway.runtimes.local import apply_pipeline_conf, configure_s3a
 from sluiceway.spec import load_spec
 
 
@@ -30,6 +31,7 @@ def main() -> int:
     args = parser.parse_args()
     configure_logging()
     spark = apply_pipeline_conf(SparkSession.builder.appName("sluiceway-batch").getOrCreate())
+    configure_s3a(spark)
     try:
         report = pipeline.run(
             spark, load_spec(args.spec, output_root=args.output), full_refresh=args.full_refresh

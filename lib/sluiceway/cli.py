@@ -122,6 +122,15 @@ def _cmd_jars_path(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_jars_classpath(args: argparse.Namespace) -> int:
+    import os
+
+    from sluiceway import jars
+
+    print(os.pathsep.join(str(p) for p in jars.s3a_jar_paths()))
+    return 0
+
+
 def _demo_conninfo(args: argparse.Namespace) -> str:
     import os
 
@@ -200,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     jars_sub.add_parser(
         "path", help="print the cached jars, comma-separated (for --jars)"
     ).set_defaults(func=_cmd_jars_path)
+    jars_sub.add_parser(
+        "classpath", help="print the cached S3A jars for a local driver (--driver-class-path)"
+    ).set_defaults(func=_cmd_jars_classpath)
 
     demo_p = sub.add_parser("demo", help="TPC-H demo database tools")
     demo_sub = demo_p.add_subparsers(dest="demo_command", required=True)

@@ -2,8 +2,13 @@
 
 `fetch_jars()` resolves them from Maven Central with the Ivy jar that ships inside
 pyspark (the same resolver `spark-submit --packages` uses), copies them into a local
-cache and checks each against its pinned SHA-256. Locally the cached files go on
+cache and checks each against its pinned SHA-256. Locally the cached JDBC drivers go on
 `spark.jars`; for Glue / EMR the same files are uploaded as `--extra-jars` / `--jars`.
+
+The S3A connector (`hadoop-aws` and the AWS SDK it was built against) is for local runs
+only: Glue and EMR bring their own S3 connector, and a second one on their classpath
+would clash with it. Its version must equal the Hadoop version inside pyspark, so the set
+is chosen from the `hadoop-client-api` jar the installed pyspark ships.
 """
 
 from __future__ import annotations
@@ -54,6 +59,48 @@ JDBC_JARS: tuple[Jar, ...] = (
 )
 
 
+# hadoop-aws for each Hadoop that a supported pyspark bundles, plus the compile-scope
+# dependencies its POM declares (versions from the hadoop-project parent POM):
+# PySpark 3.5.x bundles Hadoop 3.3.4 (AWS SDK v1), PySpark 4.1 bundles Hadoop 3.4.2 (SDK v2).
+# When pinning, the SHA-1 published beside each jar was checked too.
+S3A_JARS: dict[str, tuple[Jar, ...]] = {
+    "3.3.4": (
+        Jar(
+            "org.apache.hadoop",
+            "hadoop-aws",
+            "3.3.4",
+            "53f9ae03c681a30a50aa17524bd9790ab596b28481858e54efd989a826ed3a4a",
+        ),
+        Jar(
+            "com.amazonaws",
+            "aws-java-sdk-bundle",
+            "1.12.262",
+            "873fe7cf495126619997bec21c44de5d992544aea7e632fdc77adb1a0915bae5",
+        ),
+    ),
+    "3.4.2": (
+        Jar(
+            "org.apache.hadoop",
+            "hadoop-aws",
+            "3.4.2",
+            "d2d24e6b715b5656b9d238bf13b6682a07e2004dd36aad74a73aeb854319f4d9",
+        ),
+        Jar(
+            "software.amazon.awssdk",
+            "bundle",
+            "2.29.52",
+            "62638f33045690c6bc5e496b54b0b2e89a9ad38cbedacdf6e017fea6bc85f55c",
+        ),
+        Jar(
+            "software.amazon.s3.analyticsaccelerator",
+            "analyticsaccelerator-s3",
+            "1.2.1",
+            "11029552e37408e41e689b20150f4b372e0b4f232de321ccafd0fcf443cdfb5a",
+        ),
+    ),
+}
+
+
 def cache_dir() -> Path:
     """Where fetched jars live: $SLUICEWAY_CACHE/jars, else ~/.cache/sluiceway/jars."""
     root = os.environ.get("SLUICEWAY_CACHE") or Path.home() / ".cache" / "sluiceway"
@@ -61,12 +108,45 @@ def cache_dir() -> Path:
 
 
 def required_jars() -> tuple[Jar, ...]:
+    """The jars a job needs on any platform (uploaded to Glue / EMR): the JDBC drivers."""
     return JDBC_JARS
 
 
+def pyspark_hadoop_version() -> str:
+    """The Hadoop version inside the installed pyspark, from its hadoop-client-api jar."""
+    import pyspark  # only needed locally, never on the cluster
+
+    jars = Path(pyspark.__file__).parent / "jars"
+    found = sorted(jars.glob("hadoop-client-api-*.jar"))
+    if not found:
+        raise SluicewayError(f"no hadoop-client-api jar inside pyspark at {jars}")
+    return found[-1].name.removeprefix("hadoop-client-api-").removesuffix(".jar")
+
+
+def s3a_jars(hadoop_version: str | None = None) -> tuple[Jar, ...]:
+    """hadoop-aws and its AWS SDK for `hadoop_version` (default: the installed pyspark's)."""
+    version = hadoop_version or pyspark_hadoop_version()
+    try:
+        return S3A_JARS[version]
+    except KeyError:
+        raise SluicewayError(
+            f"no S3A jars pinned for Hadoop {version} (pinned: {', '.join(S3A_JARS)}); "
+            "add hadoop-aws of that version and its AWS SDK to S3A_JARS in jars.py"
+        ) from None
+
+
 def local_jar_paths() -> list[Path]:
-    """Paths of the cached jars; raises if any is missing (run `sluiceway setup`)."""
-    paths = [cache_dir() / jar.file_name for jar in required_jars()]
+    """Paths of the cached JDBC jars (for `spark.jars`); raises if any is missing."""
+    return _cached(required_jars())
+
+
+def s3a_jar_paths() -> list[Path]:
+    """Paths of the cached S3A jars (for the local driver's class path); raises if missing."""
+    return _cached(s3a_jars())
+
+
+def _cached(wanted: tuple[Jar, ...]) -> list[Path]:
+    paths = [cache_dir() / jar.file_name for jar in wanted]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
         raise SluicewayError(
@@ -77,7 +157,11 @@ def local_jar_paths() -> list[Path]:
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:  # streamed: the AWS SDK v2 bundle is over 600 MB
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _ivy_jar() -> Path:
@@ -91,10 +175,11 @@ def _ivy_jar() -> Path:
 
 
 def fetch_jars(java: str = "java") -> list[Path]:
-    """Fetch every pinned jar not yet cached, verify its checksum, return all paths."""
+    """Fetch every pinned jar a local run needs (JDBC and S3A) not yet cached, verify its
+    checksum, return all paths."""
     target = cache_dir()
     target.mkdir(parents=True, exist_ok=True)
-    for jar in required_jars():
+    for jar in (*required_jars(), *s3a_jars()):
         dest = target / jar.file_name
         if dest.is_file() and _sha256(dest) == jar.sha256:
             continue
@@ -129,4 +214,4 @@ def fetch_jars(java: str = "java") -> list[Path]:
                     f"checksum mismatch for {jar.coordinate}: got {digest}, pinned {jar.sha256}"
                 )
             os.replace(fetched, dest)
-    return local_jar_paths()
+    return [*local_jar_paths(), *s3a_jar_paths()]

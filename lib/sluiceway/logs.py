@@ -13,3 +13,5 @@ def configure_logging(verbose: bool = False) -> None:
         datefmt="%H:%M:%S",
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    # botocore logs where it found credentials and endpoints, once per client.
+    logging.getLogger("botocore").setLevel(logging.WARNING)

@@ -14,13 +14,21 @@ from typing import Any
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from sluiceway import transforms
-from sluiceway.errors import CredentialsError, SluicewayError, TransformError
+from sluiceway import aws, transforms
+from sluiceway.errors import CredentialsError, SluicewayError, StateError, TransformError
 from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
-from sluiceway.sinks.parquet import HadoopFs, write_parquet
+from sluiceway.sinks.catalog import GlueCatalog
+from sluiceway.sinks.parquet import (
+    HadoopFs,
+    WriteResult,
+    partition_path,
+    stored_partitions,
+    write_parquet,
+)
+from sluiceway.sinks.s3 import check_s3_locations
 from sluiceway.sources import jdbc
 from sluiceway.sources.credentials import resolve_credentials
-from sluiceway.spec import OutputSpec, PipelineSpec, TableSpec, join_path
+from sluiceway.spec import CatalogTarget, OutputSpec, PipelineSpec, TableSpec, join_path
 from sluiceway.state import StateStore, open_state_store
 
 log = logging.getLogger(__name__)
@@ -41,6 +49,7 @@ class TableReport:
     path: str = ""
     seconds: float = 0.0
     error: str | None = None
+    catalog: dict[str, Any] | None = None  # the Glue table update, when the spec asks for one
 
 
 @dataclass
@@ -163,6 +172,8 @@ def run(
             )
             for name in used
         }
+        # A missing, denied or unreachable bucket fails here, before the source is read.
+        check_s3_locations(_locations(spec, selected))
         changed: set[str] = set()
         for table in spec.tables:
             if selected is not None and table.name not in selected:
@@ -196,8 +207,62 @@ def run(
         raise
     finally:
         report.seconds = round(time.monotonic() - started, 3)
-        _save_report(store, spec, report)
+        try:
+            _save_report(store, spec, report)
+        except StateError as exc:
+            if report.status == "succeeded":
+                raise
+            # The run's own error is the one to report (often the same unreachable bucket).
+            log.warning("could not save the run report: %s", exc)
     return report
+
+
+def _locations(spec: PipelineSpec, selected: set[str] | None) -> dict[str, str]:
+    """Every place the run may write, keyed by where the spec sets it, datasets first."""
+    found = {}
+    items: tuple[TableSpec | OutputSpec, ...] = (*spec.tables, *spec.outputs)
+    for item in items:
+        if selected is None or item.name in selected:
+            kind = "tables" if isinstance(item, TableSpec) else "outputs"
+            found[f"{spec.source_file}: {kind}.{item.name}.sink.path"] = item.sink.path
+            found[f"{spec.source_file}: {kind}.{item.name}.sink.quarantine_path"] = (
+                item.sink.quarantine_path
+            )
+    found[f"{spec.source_file}: pipeline.staging"] = spec.staging_location
+    found[f"{spec.source_file}: pipeline.state"] = spec.state_location
+    return found
+
+
+def _catalog_target(target: CatalogTarget | None, path: str, where: str) -> CatalogTarget | None:
+    """The Glue table to maintain for a dataset, if any: only datasets on S3 get one."""
+    if target is not None and not aws.is_s3_uri(path):
+        log.info("%s: catalog skipped: %s is not on S3", where, path)
+        return None
+    return target
+
+
+def _publish(
+    spark: SparkSession,
+    catalog: GlueCatalog,
+    target: CatalogTarget,
+    df: DataFrame,
+    partition_by: tuple[str, ...],
+    result: WriteResult,
+    compression: str,
+    where: str,
+) -> dict[str, Any]:
+    update = catalog.publish(
+        target.database,
+        target.table,
+        df.schema,
+        partition_by,
+        result,
+        compression,
+        lambda partition: partition_path(spark, partition),
+        lambda: stored_partitions(spark, result.path, partition_by),
+        where,
+    )
+    return asdict(update)
 
 
 def _save_report(store: StateStore, spec: PipelineSpec, report: RunReport) -> None:
@@ -322,9 +387,14 @@ def _write_valid_and_quarantined(
     staging = join_path(spec.staging_location, table.name)
     # A full refresh replaces the dataset, so rows deleted at the source disappear too.
     mode = "overwrite" if full_refresh or item.mode == "full" else table.sink.mode
+    valid = built.transform(transforms.keep_valid)
+    target = _catalog_target(table.catalog, table.sink.path, where)
+    catalog = GlueCatalog()
+    if target:  # an incompatible schema is refused before anything is written
+        catalog.check(target.database, target.table, valid.schema, table.partition_by, where)
     result = write_parquet(
         spark,
-        built.transform(transforms.keep_valid),
+        valid,
         table.sink.path,
         mode=mode,
         partition_by=table.partition_by,
@@ -350,6 +420,17 @@ def _write_valid_and_quarantined(
             staging_path=f"{staging}__quarantine",
             where=f"{where} (quarantine)",
         )
+    if target:
+        item.catalog = _publish(
+            spark,
+            catalog,
+            target,
+            valid,
+            table.partition_by,
+            result,
+            table.sink.compression,
+            where,
+        )
     log.info(
         "%s: wrote %d rows (%d quarantined) into %d partitions of %s",
         table.name,
@@ -373,11 +454,15 @@ def _run_output(
     started = time.monotonic()
     item = TableReport(output.name, "output", mode="full", path=output.sink.path)
     report.tables.append(item)
+    target = _catalog_target(output.catalog, output.sink.path, where)
+    catalog = GlueCatalog()
     try:
         if (
             not full_refresh
             and not changed.intersection(output.inputs)
             and HadoopFs(spark).has_data(output.sink.path)
+            # A table missing from the catalog (a failed earlier publish) is rebuilt.
+            and (target is None or catalog.exists(target.database, target.table, where))
         ):
             item.status = "unchanged"
             return item
@@ -392,6 +477,8 @@ def _run_output(
                 ) from exc
         counts = Observation()
         built = build_output(output, inputs).observe(counts, F.count(F.lit(1)).alias("rows"))
+        if target:  # an incompatible schema is refused before anything is written
+            catalog.check(target.database, target.table, built.schema, output.partition_by, where)
         result = write_parquet(
             spark,
             built,
@@ -403,6 +490,17 @@ def _run_output(
             where=where,
         )
         item.rows_written = item.rows_read = int(counts.get["rows"])
+        if target:
+            item.catalog = _publish(
+                spark,
+                catalog,
+                target,
+                built,
+                output.partition_by,
+                result,
+                output.sink.compression,
+                where,
+            )
         item.partitions = [dict(p) for p in result.partitions]
         item.status = "written"
         log.info(

@@ -24,6 +24,8 @@ COMPRESSIONS = ("snappy", "zstd", "gzip", "lz4", "none", "uncompressed")
 # Identifiers from the spec end up in SQL; only plain names are accepted, then quoted.
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Glue keeps database and table names in lower case; Athena wants them plain.
+_CATALOG_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,254}$")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,14 @@ class ParquetSink:
 
 
 @dataclass(frozen=True)
+class CatalogTarget:
+    """A Glue Data Catalog table kept in step with a dataset (created, updated, partitioned)."""
+
+    database: str
+    table: str
+
+
+@dataclass(frozen=True)
 class TableSpec:
     name: str
     connection: str
@@ -73,6 +83,7 @@ class TableSpec:
     partition_by: tuple[str, ...]
     audit: bool
     sink: ParquetSink
+    catalog: CatalogTarget | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,7 @@ class OutputSpec:
     params: Mapping[str, Any]
     partition_by: tuple[str, ...]
     sink: ParquetSink
+    catalog: CatalogTarget | None = None
 
 
 @dataclass(frozen=True)
@@ -329,6 +341,21 @@ def _parse_sink(
     )
 
 
+def _parse_catalog(r: _Reader, name: str) -> CatalogTarget | None:
+    """`catalog = { database = "x", table = "y" }`; the table defaults to the dataset's name."""
+    data = r.get("catalog", dict)
+    if data is None:
+        return None
+    c = r.child("catalog", data)
+    c.only("database", "table")
+    database = c.get("database", str, required=True)
+    table = c.get("table", str, name.lower())
+    for key, value in (("database", database), ("table", table)):
+        if not _CATALOG_NAME.match(value):
+            c.fail(key, f"{value!r} must be a lower-case name (letters, digits, _)")
+    return CatalogTarget(database=database, table=table)
+
+
 def _parse_transforms(r: _Reader, key: str) -> tuple[TransformStep, ...]:
     steps = []
     for index, item in enumerate(r.get(key, list, [])):
@@ -384,6 +411,7 @@ def _parse_table(
         "partition_by",
         "audit",
         "sink",
+        "catalog",
     )
     connection = r.get(
         "connection", str, next(iter(connections)) if len(connections) == 1 else None
@@ -431,13 +459,14 @@ def _parse_table(
         partition_by=r.names("partition_by"),
         audit=r.get("audit", bool, True),
         sink=sink,
+        catalog=_parse_catalog(r, name),
     )
 
 
 def _parse_output(r: _Reader, name: str, root: str, known: set[str]) -> OutputSpec:
     if not _NAME.match(name):
         r.fail("", "output names must be plain names (letters, digits, _)")
-    r.only("builder", "inputs", "params", "partition_by", "sink")
+    r.only("builder", "inputs", "params", "partition_by", "sink", "catalog")
     builder = r.get("builder", str, required=True)
     try:
         resolve_transform(builder)
@@ -463,4 +492,5 @@ def _parse_output(r: _Reader, name: str, root: str, known: set[str]) -> OutputSp
             "overwrite",
             f"_quarantine/{name}",
         ),
+        catalog=_parse_catalog(r, name),
     )

@@ -7,6 +7,8 @@ that need it: a skipped integration test would pass CI without testing anything.
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,31 @@ def pg_conn_info() -> Db:
 def mysql_conn_info() -> Db:
     """The test MySQL-protocol server (MariaDB)."""
     return _checked(mysql())
+
+
+@pytest.fixture(scope="session")
+def s3_client():
+    """boto3 S3 against the local endpoint (AWS_ENDPOINT_URL, moto from services.py)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        pytest.fail(f"AWS_ENDPOINT_URL is not set; {START_HINT} and source .run/services.env")
+    client = boto3.client("s3")
+    problem: Exception | None = None
+    try:
+        client.list_buckets()
+    except (BotoCoreError, ClientError) as exc:
+        problem = exc
+    if problem is not None:
+        pytest.fail(f"the S3 endpoint {endpoint} does not answer: {problem}\n{START_HINT}")
+    return client
+
+
+@pytest.fixture
+def s3_bucket(s3_client) -> str:
+    """A fresh, empty bucket on the local S3 endpoint."""
+    name = f"sluiceway-it-{uuid.uuid4().hex[:12]}"
+    s3_client.create_bucket(Bucket=name)
+    return name

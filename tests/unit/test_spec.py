@@ -56,7 +56,7 @@ def test_unknown_key_is_named_with_its_path():
     assert _error(BASE + 'splt_column = "x"\n') == (
         "x.toml: tables.orders.splt_column: unknown key (expected one of: connection, table, query, "
         "primary_key, split_column, split_strategy, incremental_column, overlap_minutes, hash_columns, "
-        "quality, transforms, partition_by, audit, sink)"
+        "quality, transforms, partition_by, audit, sink, catalog)"
     )
 
 
@@ -129,3 +129,23 @@ def test_quality_rule_errors_are_named():
 def test_missing_spec_file_is_one_clear_error(tmp_path):
     with pytest.raises(SpecError, match="cannot read spec"):
         load_spec(tmp_path / "missing.toml")
+
+
+def test_catalog_target_defaults_its_table_to_the_dataset_name():
+    spec = parse_spec(BASE + 'catalog = { database = "sales" }\n', "x.toml")
+    target = spec.table("orders").catalog
+    assert target is not None and (target.database, target.table) == ("sales", "orders")
+    named = parse_spec(BASE + 'catalog = { database = "sales", table = "orders_v2" }\n', "x.toml")
+    assert named.table("orders").catalog.table == "orders_v2"
+    assert parse_spec(BASE, "x.toml").table("orders").catalog is None
+
+
+def test_catalog_names_must_be_lower_case_and_complete():
+    assert _error(BASE + 'catalog = { database = "Sales" }\n') == (
+        "x.toml: tables.orders.catalog.database: 'Sales' must be a lower-case name "
+        "(letters, digits, _)"
+    )
+    assert _error(BASE + 'catalog = { table = "t" }\n') == (
+        "x.toml: tables.orders.catalog.database: is required"
+    )
+    assert "unknown key" in _error(BASE + 'catalog = { database = "s", db = "x" }\n')

@@ -7,7 +7,8 @@ import pytest
 
 from sluiceway.cli import main
 from sluiceway.errors import StateError
-from sluiceway.state import LocalStateStore
+from sluiceway.state import LocalStateStore, open_state_store
+from sluiceway.state.s3 import S3StateStore, decode_state, encode_state
 
 
 def test_local_store_round_trips_and_leaves_no_temp_files(tmp_path):
@@ -66,3 +67,40 @@ def test_cli_state_reset_refuses_unknown_table_and_keeps_state(tmp_path, capsys)
     assert code == 1
     assert "tables.nope: no such table" in capsys.readouterr().err
     assert store.read_json("tpch_demo/tables/orders.json") is not None
+
+
+def test_s3_state_body_round_trips_with_its_checksum():
+    value = {"watermark": {"kind": "timestamp", "value": "2024-01-01 00:00:00"}, "n": 1.5}
+    body = encode_state(value)
+    assert json.loads(body)["_sha256"]
+    assert decode_state(body, "s3://b/k") == value
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda body: body[: len(body) // 2],  # truncated
+        lambda body: body.replace(b"2024-01-01", b"2025-01-01"),  # edited
+        lambda body: json.dumps({"watermark": 1}).encode(),  # no checksum
+        lambda body: b"[]",
+    ],
+    ids=["truncated", "edited", "no_checksum", "not_an_object"],
+)
+def test_damaged_s3_state_body_is_an_error_never_a_value(damage):
+    body = encode_state({"watermark": {"kind": "timestamp", "value": "2024-01-01 00:00:00"}})
+    with pytest.raises(StateError, match=r"^state s3://b/k: "):
+        decode_state(damage(body), "s3://b/k")
+
+
+def test_state_store_is_chosen_by_the_location_scheme(tmp_path):
+    assert isinstance(open_state_store(str(tmp_path)), LocalStateStore)
+    assert isinstance(open_state_store(f"file://{tmp_path}"), LocalStateStore)
+    s3 = open_state_store("s3a://bucket/some/prefix/")
+    assert isinstance(s3, S3StateStore)
+    assert (s3.bucket, s3.prefix, s3.location) == (
+        "bucket",
+        "some/prefix",
+        "s3a://bucket/some/prefix",
+    )
+    with pytest.raises(StateError, match="gs://b/x: expected a local path"):
+        open_state_store("gs://b/x")

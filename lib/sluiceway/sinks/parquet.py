@@ -36,6 +36,8 @@ _DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 class WriteResult:
     path: str
     partitions: tuple[dict[str, Any], ...]  # partition values the write replaced
+    removed: tuple[dict[str, Any], ...] = ()  # partitions the write emptied and deleted
+    replaced: bool = False  # the write replaced the whole dataset
 
 
 class HadoopFs:
@@ -66,15 +68,45 @@ class HadoopFs:
         p.getFileSystem(self._conf).delete(p, True)
 
 
+def partition_text(value: Any) -> str:
+    """A partition value as Spark writes it in a directory name, before escaping."""
+    if value is None:
+        return _DEFAULT_PARTITION
+    if isinstance(value, bool):
+        return "true" if value else "false"  # Spark's cast to string, not Python's str()
+    return str(value)
+
+
 def partition_path(spark: SparkSession, partition: dict[str, Any]) -> str:
     """`a=1/b=x` exactly as Spark names the directories (same escaping, same NULL name)."""
     jvm: Any = spark.sparkContext._jvm
     utils = jvm.org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils
     parts = []
     for column, value in partition.items():
-        text = _DEFAULT_PARTITION if value is None else utils.escapePathName(str(value))
+        text = _DEFAULT_PARTITION if value is None else utils.escapePathName(partition_text(value))
         parts.append(f"{utils.escapePathName(column)}={text}")
     return "/".join(parts)
+
+
+def stored_partitions(
+    spark: SparkSession, path: str, partition_by: tuple[str, ...]
+) -> dict[tuple[str, ...], str]:
+    """The partition directories under `path`: values as Spark wrote them -> `a=1/b=x`."""
+    jvm: Any = spark.sparkContext._jvm
+    utils = jvm.org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils
+    base = path.rstrip("/")
+    pattern = jvm.org.apache.hadoop.fs.Path(
+        base + "/" + "/".join(f"{utils.escapePathName(c)}=*" for c in partition_by)
+    )
+    fs = pattern.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    found = {}
+    for status in fs.globStatus(pattern) or []:
+        if not status.isDirectory():
+            continue
+        parts = str(status.getPath().toUri().getPath()).rstrip("/").split("/")[-len(partition_by) :]
+        values = tuple(str(utils.unescapePathName(part.split("=", 1)[1])) for part in parts)
+        found[values] = "/".join(parts)
+    return found
 
 
 def _sorted(partitions: Any) -> tuple[dict[str, Any], ...]:
@@ -157,7 +189,7 @@ def write_parquet(
     try:
         _recover(spark, fs, path, partition_by, compression, staging_path, where)
         if not fs.has_data(path):
-            return WriteResult(path, _write(batch, path, partition_by, compression))
+            return WriteResult(path, _write(batch, path, partition_by, compression), replaced=True)
         existing = spark.read.parquet(path)
         check_compatible(existing, batch, where, partition_by)
         if mode == "overwrite_partitions":
@@ -177,13 +209,12 @@ def write_parquet(
             kept = set(map(_key, present))
             emptied = tuple(p for p in touched if _key(p) not in kept)
             _swap(spark, fs, staged, path, partition_by, compression, dynamic=True, emptied=emptied)
-        else:
-            staged, touched = _stage(
-                spark, batch, partition_by, compression, f"{staging_path}/replace"
-            )
-            _swap(spark, fs, staged, path, partition_by, compression, dynamic=False)
+            fs.delete(staging_path)
+            return WriteResult(path, touched, removed=emptied)
+        staged, touched = _stage(spark, batch, partition_by, compression, f"{staging_path}/replace")
+        _swap(spark, fs, staged, path, partition_by, compression, dynamic=False)
         fs.delete(staging_path)
-        return WriteResult(path, touched)
+        return WriteResult(path, touched, replaced=True)
     except SPARK_ERRORS as exc:
         raise SinkError(f"{where}: writing {path} failed: {describe_spark_error(exc)}") from exc
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sluiceway.state.s3 import S3StateStore
 from sluiceway.state.store import LocalStateStore, StateStore, open_state_store
 
-__all__ = ["LocalStateStore", "StateStore", "open_state_store"]
+__all__ = ["LocalStateStore", "S3StateStore", "StateStore", "open_state_store"]

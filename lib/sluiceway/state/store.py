@@ -6,7 +6,8 @@ Layout under the store's location:
     <pipeline>/runs/latest.json      a copy of the newest run report
 
 Every write replaces a whole object atomically, so a reader sees the old or the new
-version, never half of one.
+version, never half of one (local: temp file + rename; S3: one PUT per object plus an
+embedded checksum, see state/s3.py).
 """
 
 from __future__ import annotations
@@ -101,7 +102,13 @@ class LocalStateStore:
 
 
 def open_state_store(location: str) -> StateStore:
-    """The store for a location: a local path or file:// URI (S3 comes with the S3 work)."""
+    """The store for a location: s3:// or s3a:// URI, a local path or a file:// URI."""
+    if location.startswith(("s3://", "s3a://")):
+        from sluiceway.state.s3 import S3StateStore
+
+        return S3StateStore(location)
     if "://" in location and not location.startswith("file://"):
-        raise StateError(f"state location {location}: only local paths are supported so far")
+        raise StateError(
+            f"state location {location}: expected a local path, file://, s3:// or s3a:// URI"
+        )
     return LocalStateStore(location)

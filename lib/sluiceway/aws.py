@@ -1,0 +1,104 @@
+"""boto3 clients as the standard AWS variables and profile configure them, and AWS errors
+as one line.
+
+boto3 itself reads AWS_PROFILE, AWS_REGION / AWS_DEFAULT_REGION, the credential chain and
+AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>, so the same code talks to a local endpoint
+or to AWS. Used by the IO modules only (sinks/, state/).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlsplit
+
+S3_SCHEMES = ("s3", "s3a")
+# Bounded retries and a short connect timeout: a wrong endpoint fails in seconds, with
+# the endpoint named, instead of backing off for minutes.
+_CONFIG = {
+    "retries": {"max_attempts": 3, "mode": "standard"},
+    "connect_timeout": 5,
+    "read_timeout": 60,
+}
+_ACCESS_CODES = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "AllAccessDisabled",
+    "Forbidden",
+    "403",
+    "InvalidAccessKeyId",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "UnrecognizedClientException",
+}
+
+
+def is_s3_uri(location: str) -> bool:
+    return urlsplit(location).scheme in S3_SCHEMES
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/some/key` -> ("bucket", "some/key"); s3a:// alike."""
+    parts = urlsplit(uri)
+    if parts.scheme not in S3_SCHEMES or not parts.netloc:
+        raise ValueError(f"{uri}: not an s3:// or s3a:// URI with a bucket")
+    return parts.netloc, parts.path.strip("/")
+
+
+def client(service: str) -> Any:
+    """A boto3 client configured from the environment, with bounded retries."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(service, config=Config(**_CONFIG))
+
+
+def endpoint_of(aws_client: Any) -> str:
+    """The endpoint a client sends to, and where it came from when it is not AWS's own."""
+    url = str(aws_client.meta.endpoint_url)
+    service = aws_client.meta.service_model.service_id.replace(" ", "_").upper()
+    for variable in (f"AWS_ENDPOINT_URL_{service}", "AWS_ENDPOINT_URL"):
+        if os.environ.get(variable):
+            return f"{url} ({variable})"
+    return url
+
+
+def describe_aws_error(exc: BaseException, aws_client: Any, bucket: str | None = None) -> str:
+    """One line for a boto3/botocore failure: what is wrong, naming the bucket or endpoint."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        ReadTimeoutError,
+    )
+
+    where = f"bucket {bucket}" if bucket else "the request"
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "error"))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("NoSuchBucket",) or (bucket and code == "404" and status == 404):
+            return f"bucket {bucket} does not exist at {endpoint_of(aws_client)}"
+        if code in _ACCESS_CODES:
+            return (
+                f"access denied to {where} at {endpoint_of(aws_client)} ({code}): check the "
+                "credentials (AWS_PROFILE / AWS_ACCESS_KEY_ID) and their permissions"
+            )
+        message = str(error.get("Message") or "").strip()
+        return f"{where}: {code}{': ' + message if message else ''}"
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ConnectionClosedError):
+        return f"cannot reach {endpoint_of(aws_client)} for {where}: {exc}"
+    if isinstance(exc, ReadTimeoutError):
+        return f"no answer from {endpoint_of(aws_client)} for {where}: {exc}"
+    if isinstance(exc, NoCredentialsError):
+        return (
+            f"no AWS credentials for {where}: set AWS_PROFILE or AWS_ACCESS_KEY_ID / "
+            "AWS_SECRET_ACCESS_KEY"
+        )
+    if isinstance(exc, NoRegionError):
+        return f"no AWS region for {where}: set AWS_REGION or a profile with a region"
+    return f"{where}: {exc}"

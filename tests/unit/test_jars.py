@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import pytest
+
+from sluiceway import jars
+from sluiceway.errors import SluicewayError
+
+
+def test_s3a_jars_match_the_hadoop_inside_the_installed_pyspark():
+    import pyspark
+
+    hadoop = jars.pyspark_hadoop_version()
+    expected = {"3": "3.3.4", "4": "3.4.2"}[pyspark.__version__.split(".")[0]]
+    assert hadoop == expected
+    hadoop_aws = [j for j in jars.s3a_jars() if j.artifact == "hadoop-aws"]
+    assert [j.version for j in hadoop_aws] == [hadoop]
+
+
+def test_each_hadoop_line_brings_the_aws_sdk_its_hadoop_aws_was_built_against():
+    sdk = {
+        v: {j.coordinate for j in js if j.artifact != "hadoop-aws"}
+        for v, js in jars.S3A_JARS.items()
+    }
+    assert "com.amazonaws:aws-java-sdk-bundle:1.12.262" in sdk["3.3.4"]
+    assert "software.amazon.awssdk:bundle:2.29.52" in sdk["3.4.2"]
+    for pinned in jars.S3A_JARS.values():
+        assert all(len(j.sha256) == 64 for j in pinned)
+
+
+def test_unknown_hadoop_version_is_a_clear_error():
+    with pytest.raises(SluicewayError, match="no S3A jars pinned for Hadoop 9.9.9"):
+        jars.s3a_jars("9.9.9")
+
+
+def test_cluster_jars_leave_the_s3_connector_to_the_platform():
+    assert not {j.artifact for j in jars.required_jars()} & {"hadoop-aws", "bundle"}
