@@ -13,3 +13,4 @@ def configure_logging(verbose: bool = False) -> None:
         datefmt="%H:%M:%S",
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # endpoint and credential notes
