@@ -311,16 +311,18 @@ class _Progress:
             print()
 
 
-def _print_failure(what: str, result, tail: list[str] | None, where: str) -> int:
+def _print_failure(what: str, result, logs: list[tuple[str, list[str] | None]]) -> int:
+    """The run's end state and message, then the tail of each (log location, lines)."""
     print(f"==> {what} {result.state} after {result.seconds:.0f}s", file=sys.stderr)
     if result.message:
         print(f"  {result.message}", file=sys.stderr)
-    if tail:
-        print(f"--- last {len(tail)} lines of {where} ---", file=sys.stderr)
-        for line in tail:
-            print(f"  {line}", file=sys.stderr)
-    else:
-        print(f"  (no driver log at {where} yet)", file=sys.stderr)
+    for where, tail in logs:
+        if tail:
+            print(f"--- last {len(tail)} lines of {where} ---", file=sys.stderr)
+            for line in tail:
+                print(f"  {line}", file=sys.stderr)
+        else:
+            print(f"  (no log at {where} yet)", file=sys.stderr)
     return 1
 
 
@@ -383,7 +385,7 @@ def _cmd_deploy_glue(args: argparse.Namespace) -> int:
         print(f"==> run {run_id} SUCCEEDED in {result.seconds:.0f}s")
         return 0
     where = f"CloudWatch Logs {glue.ERROR_LOG_GROUP}/{run_id}"
-    return _print_failure(f"run {run_id}", result, glue.glue_log_tail(clients, run_id), where)
+    return _print_failure(f"run {run_id}", result, [(where, glue.glue_log_tail(clients, run_id))])
 
 
 def _cmd_submit_emr(args: argparse.Namespace) -> int:
@@ -436,9 +438,13 @@ def _cmd_submit_emr(args: argparse.Namespace) -> int:
     if result.state == "SUCCESS":
         print(f"==> job run {submission.run_id} SUCCESS in {result.seconds:.0f}s")
         return 0
-    uri = emr.driver_log_uri(options.log_uri, app.id, submission.run_id)
-    tail = emr.driver_log_tail(clients, uri, delay_seconds=args.poll_seconds)
-    return _print_failure(f"job run {submission.run_id}", result, tail, uri)
+    stderr_uri = emr.driver_log_uri(options.log_uri, app.id, submission.run_id, "stderr")
+    stdout_uri = emr.driver_log_uri(options.log_uri, app.id, submission.run_id, "stdout")
+    logs = [(stderr_uri, emr.driver_log_tail(clients, stderr_uri, delay_seconds=args.poll_seconds))]
+    # spark-submit's Python runner merges the Python driver's stderr into its stdout, so
+    # the job's own `sluiceway: error:` line (or a Python traceback) is in stdout.gz.
+    logs.append((stdout_uri, emr.driver_log_tail(clients, stdout_uri, lines=10, attempts=1)))
+    return _print_failure(f"job run {submission.run_id}", result, logs)
 
 
 def add_deploy_commands(sub) -> None:  # sub: the top-level subparsers

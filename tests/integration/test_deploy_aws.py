@@ -370,17 +370,24 @@ def test_submit_emr_follows_the_run_and_on_failure_prints_the_driver_log_tail(
 ):
     scripted = ScriptedRuns(boto3.client("emr-serverless"), "get_job_run", states)
     aws._cache["emr-serverless"] = scripted
-    stderr_lines = [f"line {i}" for i in range(100)] + ["sluiceway: error: tables.orders: boom"]
+    logs = {
+        "stderr": [f"line {i}" for i in range(100)] + ["SparkUserAppException: exited with 1"],
+        "stdout": ["summary...", "sluiceway: error: tables.orders: boom"],
+    }
     real_start = scripted.start_job_run
 
-    def start_and_log(**kwargs):
+    def start_and_log(**kwargs):  # the "run" writes its driver logs, as EMR Serverless would
         response = real_start(**kwargs)
-        uri = driver_log_uri(
-            f"s3://{bucket}/sluiceway/emr-logs/", kwargs["applicationId"], response["jobRunId"]
-        )
-        key = uri.removeprefix(f"s3://{bucket}/")
-        body = gzip.compress(("\n".join(stderr_lines) + "\n").encode())
-        boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+        for stream, lines in logs.items():
+            uri = driver_log_uri(
+                f"s3://{bucket}/sluiceway/emr-logs/",
+                kwargs["applicationId"],
+                response["jobRunId"],
+                stream,
+            )
+            key = uri.removeprefix(f"s3://{bucket}/")
+            body = gzip.compress(("\n".join(lines) + "\n").encode())
+            boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
         return response
 
     scripted._real.start_job_run = start_and_log
@@ -396,8 +403,10 @@ def test_submit_emr_follows_the_run_and_on_failure_prints_the_driver_log_tail(
     else:
         assert "FAILED after" in err and "Job failed, please check complete logs" in err
         assert "--- last 40 lines of s3://" in err and "SPARK_DRIVER/stderr.gz ---" in err
-        assert "  sluiceway: error: tables.orders: boom" in err
+        assert "  SparkUserAppException: exited with 1" in err
         assert "line 60\n" not in err and "line 61\n" in err  # the tail, not the whole log
+        assert "--- last 2 lines of s3://" in err and "SPARK_DRIVER/stdout.gz ---" in err
+        assert "  sluiceway: error: tables.orders: boom" in err
 
 
 # ---------------------------------------------------------------------------------------

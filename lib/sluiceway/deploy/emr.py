@@ -304,10 +304,10 @@ def wait_emr_run(
         time.sleep(poll_seconds)
 
 
-def driver_log_uri(log_uri: str, application_id: str, run_id: str) -> str:
-    return (
-        f"{log_uri.rstrip('/')}/applications/{application_id}/jobs/{run_id}/SPARK_DRIVER/stderr.gz"
-    )
+def driver_log_uri(log_uri: str, application_id: str, run_id: str, stream: str = "stderr") -> str:
+    """Where EMR Serverless puts the driver's `stream` (stderr or stdout) under logUri."""
+    base = f"{log_uri.rstrip('/')}/applications/{application_id}/jobs/{run_id}"
+    return f"{base}/SPARK_DRIVER/{stream}.gz"
 
 
 def driver_log_tail(
