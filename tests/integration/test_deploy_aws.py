@@ -23,7 +23,8 @@ from sluiceway.deploy.aws import AwsClients
 from sluiceway.deploy.emr import EmrSubmitOptions, driver_log_uri, submit_emr_job
 from sluiceway.deploy.glue import GlueJobOptions, deploy_glue_job
 from sluiceway.deploy.package import ArtifactSet, build_artifacts
-from sluiceway.errors import DeployError
+from sluiceway.errors import DeployError, SpecError
+from sluiceway.runtimes.batch import read_spec_location
 
 from .aws import (
     ScriptedRuns,
@@ -463,3 +464,54 @@ def test_missing_resources_give_one_clear_error_and_create_nothing(
     assert job_runs(aws, emr_app) == runs_before
     listed = aws.s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0)
     assert listed == 0  # nothing uploaded before the checks passed
+
+
+def test_unreachable_aws_endpoint_is_one_clear_error(monkeypatch, capsys, artifacts):
+    # A closed local port: botocore's retries fail fast on connection refused.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    code = cli.main(
+        ["submit", "emr", "--artifacts", str(artifacts.root), "--application", "a",
+         "--role", "r", "--bucket", "b"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("sluiceway: error:")]
+    assert code == 1 and len(errors) == 1, err
+    assert errors[0].startswith(
+        "sluiceway: error: S3 bucket b: Could not connect to the endpoint URL"
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The job reads its spec from S3 (--spec s3://...)
+
+
+def test_jobs_read_their_spec_from_s3(aws, bucket):
+    text = DEMO_SPEC.read_text()
+    aws.s3.put_object(Bucket=bucket, Key="specs/tpch_demo.toml", Body=text.encode())
+
+    spec = read_spec_location(f"s3://{bucket}/specs/tpch_demo.toml", output_root="s3://lake/x")
+
+    assert spec.name == "tpch_demo" and spec.source_file == f"s3://{bucket}/specs/tpch_demo.toml"
+    assert spec.output_root == "s3://lake/x"
+    assert [t.name for t in spec.tables] == ["nation", "customer", "orders", "lineitem"]
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        (
+            "{bucket}/specs/missing.toml",
+            "s3://{bucket}/specs/missing.toml: cannot read spec: NoSuchKey",
+        ),
+        (
+            "no-such-bucket-{bucket}/x.toml",
+            "s3://no-such-bucket-{bucket}/x.toml: cannot read spec: NoSuchBucket",
+        ),
+        ("{bucket}", "s3://{bucket}: not an s3://bucket/key URI"),
+    ],
+)
+def test_an_unreadable_spec_location_is_one_clear_error(bucket, where, message):
+    with pytest.raises(SpecError) as caught:
+        read_spec_location("s3://" + where.format(bucket=bucket))
+    assert str(caught.value) == message.format(bucket=bucket)

@@ -16,6 +16,8 @@ from sluiceway.errors import DeployError
 
 log = logging.getLogger(__name__)
 
+_NO_KEY = ("404", "NoSuchKey", "NotFound")
+
 
 @dataclass
 class AwsClients:
@@ -75,6 +77,21 @@ def aws_call(what: str, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
         raise DeployError(f"{what}: {error_code(exc)}{': ' + message if message else ''}") from exc
     except BotoCoreError as exc:
         raise DeployError(f"{what}: {exc}") from exc
+
+
+def aws_lookup(
+    what: str, fn: Callable[..., Any], /, *, missing: tuple[str, ...], **kwargs: Any
+) -> Any:
+    """Like aws_call, but None when the service answers with one of the `missing` codes."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return aws_call(what, fn, **kwargs)
+    except DeployError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ClientError) and error_code(cause) in missing:
+            return None
+        raise
 
 
 def check_bucket(clients: AwsClients, bucket: str) -> None:
@@ -187,30 +204,21 @@ def upload_artifacts(
 
 
 def _has_object(clients: AwsClients, bucket: str, key: str, sha256: str) -> bool:
-    from botocore.exceptions import ClientError
-
-    try:
-        head = clients.s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise DeployError(f"s3://{bucket}/{key}: {error_code(exc)}") from exc
-    return bool(head.get("Metadata", {}).get("sha256") == sha256)
+    head = aws_lookup(
+        f"s3://{bucket}/{key}", clients.s3.head_object, missing=_NO_KEY, Bucket=bucket, Key=key
+    )
+    return head is not None and head.get("Metadata", {}).get("sha256") == sha256
 
 
 def s3_tail(clients: AwsClients, uri: str, lines: int) -> list[str] | None:
     """The last `lines` lines of a (possibly gzipped) text object; None if it is not there."""
     import gzip
 
-    from botocore.exceptions import ClientError
-
     bucket, _, key = uri.removeprefix("s3://").partition("/")
-    try:
-        body = clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as exc:
-        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise DeployError(f"{uri}: {error_code(exc)}") from exc
+    found = aws_lookup(uri, clients.s3.get_object, missing=_NO_KEY, Bucket=bucket, Key=key)
+    if found is None:
+        return None
+    body = found["Body"].read()
     if key.endswith(".gz"):
         try:
             body = gzip.decompress(body)

@@ -20,6 +20,7 @@ from sluiceway.deploy.aws import (
     RunResult,
     Uploaded,
     aws_call,
+    aws_lookup,
     check_bucket,
     error_code,
     role_arn,
@@ -114,18 +115,19 @@ def _application_from(app: dict[str, Any], created: bool) -> Application:
 
 def resolve_application(clients: AwsClients, options: EmrSubmitOptions) -> Application:
     """The application named or identified by `options.application`, created if asked."""
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     given = options.application
     if _APPLICATION_ID.match(given):
-        try:
-            app = clients.emr.get_application(applicationId=given)["application"]
-        except ClientError as exc:
-            if error_code(exc) != "ResourceNotFoundException":
-                raise DeployError(f"EMR Serverless application {given}: {error_code(exc)}") from exc
-        else:
-            _check_application(app, given)
-            return _application_from(app, created=False)
+        found = aws_lookup(
+            f"EMR Serverless application {given}",
+            clients.emr.get_application,
+            missing=("ResourceNotFoundException",),
+            applicationId=given,
+        )
+        if found is not None:
+            _check_application(found["application"], given)
+            return _application_from(found["application"], created=False)
     paginator = clients.emr.get_paginator("list_applications")
     matches = []
     try:
@@ -137,6 +139,8 @@ def resolve_application(clients: AwsClients, options: EmrSubmitOptions) -> Appli
             ]
     except ClientError as exc:
         raise DeployError(f"EMR Serverless applications: {error_code(exc)}") from exc
+    except BotoCoreError as exc:
+        raise DeployError(f"EMR Serverless applications: {exc}") from exc
     if len(matches) > 1:
         ids = ", ".join(a["id"] for a in matches)
         raise DeployError(

@@ -19,8 +19,8 @@ from sluiceway.deploy.aws import (
     RunResult,
     Uploaded,
     aws_call,
+    aws_lookup,
     check_bucket,
-    error_code,
     role_arn,
     upload_artifacts,
 )
@@ -120,14 +120,13 @@ class GlueDeployment:
 
 
 def _existing_job(clients: AwsClients, job_name: str) -> dict[str, Any] | None:
-    from botocore.exceptions import ClientError
-
-    try:
-        return dict(clients.glue.get_job(JobName=job_name)["Job"])
-    except ClientError as exc:
-        if error_code(exc) == "EntityNotFoundException":
-            return None
-        raise DeployError(f"Glue job {job_name}: {error_code(exc)}") from exc
+    found = aws_lookup(
+        f"Glue job {job_name}",
+        clients.glue.get_job,
+        missing=("EntityNotFoundException",),
+        JobName=job_name,
+    )
+    return dict(found["Job"]) if found is not None else None
 
 
 def deploy_glue_job(
@@ -137,9 +136,17 @@ def deploy_glue_job(
     options.validate()
     check_bucket(clients, options.bucket)
     role = role_arn(clients, options.role, "Glue job")
+    existing = _existing_job(clients, options.job_name)
+    if existing is not None:
+        script = existing.get("Command", {}).get("ScriptLocation", "")
+        if not script.endswith("/jobs/glue_batch.py"):
+            # Never overwrite a job someone else owns because its name matched.
+            raise DeployError(
+                f"Glue job {options.job_name} exists but is not a Sluiceway job "
+                f"(script {script or 'none'}); choose another --job-name"
+            )
     uploaded = upload_artifacts(clients, artifacts, options.bucket, options.prefix)
     definition = job_definition(options, artifacts, uploaded, role)
-    existing = _existing_job(clients, options.job_name)
     if existing is None:
         aws_call(
             f"create Glue job {options.job_name}",
@@ -148,13 +155,6 @@ def deploy_glue_job(
             **definition,
         )
         return GlueDeployment(options.job_name, "created", definition, uploaded)
-    script = existing.get("Command", {}).get("ScriptLocation", "")
-    if not script.endswith("/jobs/glue_batch.py"):
-        # Never overwrite a job someone else owns because its name matched.
-        raise DeployError(
-            f"Glue job {options.job_name} exists but is not a Sluiceway job "
-            f"(script {script or 'none'}); choose another --job-name"
-        )
     aws_call(
         f"update Glue job {options.job_name}",
         clients.glue.update_job,
@@ -211,14 +211,15 @@ def wait_glue_run(
 
 def glue_log_tail(clients: AwsClients, run_id: str, lines: int = 40) -> list[str] | None:
     """The end of the run's driver stderr in CloudWatch Logs; None if there is none yet."""
-    from botocore.exceptions import ClientError
-
-    try:
-        events = clients.logs.get_log_events(
-            logGroupName=ERROR_LOG_GROUP, logStreamName=run_id, startFromHead=False, limit=lines
-        )["events"]
-    except ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return None
-        raise DeployError(f"logs {ERROR_LOG_GROUP}/{run_id}: {error_code(exc)}") from exc
-    return [str(event["message"]).rstrip("\n") for event in events]
+    found = aws_lookup(
+        f"CloudWatch Logs {ERROR_LOG_GROUP}/{run_id}",
+        clients.logs.get_log_events,
+        missing=("ResourceNotFoundException",),
+        logGroupName=ERROR_LOG_GROUP,
+        logStreamName=run_id,
+        startFromHead=False,
+        limit=lines,
+    )
+    if found is None:
+        return None
+    return [str(event["message"]).rstrip("\n") for event in found["events"]]
