@@ -278,13 +278,13 @@ def _warn_environment(artifacts, platform: str) -> None:
         if conn.password_env and not conn.secret_id:
             print(
                 f"warning: connection {conn.name} reads its password from ${conn.password_env}, "
-                f"which a {platform} job does not have; use secret_id (Secrets Manager)",
+                f"which {platform} does not set; use secret_id (Secrets Manager)",
                 file=sys.stderr,
             )
     if spec.hash_salt_env:
         print(
-            f"warning: the hash salt comes from ${spec.hash_salt_env}; make sure the {platform} "
-            "job's environment has it",
+            f"warning: the hash salt comes from ${spec.hash_salt_env}, which {platform} does not "
+            "set for you; make sure the job's environment has it",
             file=sys.stderr,
         )
 
@@ -352,7 +352,7 @@ def _cmd_deploy_glue(args: argparse.Namespace) -> int:
     )
     options.validate()  # bad options fail before anything is built or uploaded
     artifacts = _artifacts_for(args)
-    _warn_environment(artifacts, "Glue")
+    _warn_environment(artifacts, "a Glue job")
     clients = aws_clients()
     deployment = glue.deploy_glue_job(clients, artifacts, options)
     up = deployment.uploaded
@@ -407,7 +407,7 @@ def _cmd_submit_emr(args: argparse.Namespace) -> int:
     )
     options.validate()
     artifacts = _artifacts_for(args)
-    _warn_environment(artifacts, "EMR Serverless")
+    _warn_environment(artifacts, "an EMR Serverless job run")
     clients = aws_clients()
     submission = emr.submit_emr_job(clients, artifacts, options)
     app = submission.application

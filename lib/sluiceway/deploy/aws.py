@@ -199,7 +199,7 @@ def upload_artifacts(
             jar_uris.append(uri)
         else:
             uris[item.role] = uri
-    log.info("artifacts %s: %d uploaded, %d unchanged", base, uploaded, unchanged)
+    log.debug("artifacts %s: %d uploaded, %d unchanged", base, uploaded, unchanged)
     return Uploaded(bucket, base, uris, tuple(jar_uris), uploaded, unchanged)
 
 
