@@ -52,10 +52,16 @@ def aws() -> AwsClients:
 
 
 @pytest.fixture
-def bucket(aws) -> str:
+def bucket(aws):
     name = unique("sluiceway-art")
     aws.s3.create_bucket(Bucket=name)
-    return name
+    yield name
+    # moto_server outlives the test session: leave no artifact sets behind in its memory.
+    s3 = boto3.client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for item in page.get("Contents", []):
+            s3.delete_object(Bucket=name, Key=item["Key"])
+    s3.delete_bucket(Bucket=name)
 
 
 @pytest.fixture
