@@ -295,11 +295,25 @@ def expected_start_job_run(bucket, artifacts, app_id, role, token) -> dict:
     }
 
 
+def delete_application(app_id: str) -> None:
+    # moto_server outlives the session; only a stopped application can be deleted.
+    emr = boto3.client("emr-serverless")
+    emr.stop_application(applicationId=app_id)
+    emr.delete_application(applicationId=app_id)
+
+
+def applications_named(aws, name: str) -> list[dict]:
+    pages = aws.emr.get_paginator("list_applications").paginate()
+    return [a for page in pages for a in page["applications"] if a["name"] == name]
+
+
 @pytest.fixture
-def emr_app(aws) -> str:
-    return aws.emr.create_application(
+def emr_app(aws):
+    app_id = aws.emr.create_application(
         name=unique("sluiceway"), releaseLabel="emr-7.11.0", type="SPARK"
     )["applicationId"]
+    yield app_id
+    delete_application(app_id)
 
 
 def test_submit_emr_sends_the_exact_start_job_run_request(
@@ -344,14 +358,16 @@ def test_submit_emr_creates_the_application_on_demand_once(aws, artifacts, bucke
         application=name, role=emr_role, bucket=bucket, create_application=True
     )
     first = submit_emr_job(aws, artifacts, options)
-    second = submit_emr_job(aws, artifacts, options)
-
-    assert first.application.created and not second.application.created
-    assert first.application.id == second.application.id
-    apps = [a for a in aws.emr.list_applications()["applications"] if a["name"] == name]
-    assert len(apps) == 1
-    app = aws.emr.get_application(applicationId=apps[0]["id"])["application"]
-    assert (app["releaseLabel"], app["type"].upper()) == ("emr-7.11.0", "SPARK")
+    try:
+        second = submit_emr_job(aws, artifacts, options)
+        assert first.application.created and not second.application.created
+        assert first.application.id == second.application.id
+        apps = applications_named(aws, name)  # all pages: moto_server keeps earlier runs' apps
+        assert len(apps) == 1
+        app = aws.emr.get_application(applicationId=apps[0]["id"])["application"]
+        assert (app["releaseLabel"], app["type"].upper()) == ("emr-7.11.0", "SPARK")
+    finally:
+        delete_application(first.application.id)
 
 
 @pytest.mark.parametrize(
