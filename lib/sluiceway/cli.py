@@ -238,7 +238,285 @@ def build_parser() -> argparse.ArgumentParser:
     mutate_p.add_argument("--updated-orders", type=int, default=50)
     mutate_p.add_argument("--seed", type=int, default=0)
     mutate_p.set_defaults(func=_cmd_demo_mutate)
+    add_deploy_commands(sub)
     return parser
+
+
+# ---------------------------------------------------------------------------------------
+# package, deploy glue, submit emr: the artifact set and the AWS runtimes (sluiceway.deploy)
+
+
+def aws_clients():  # -> sluiceway.deploy.aws.AwsClients; tests replace this
+    from sluiceway.deploy.aws import AwsClients
+
+    return AwsClients()
+
+
+def _kb(size: int) -> str:
+    return f"{size / 1024:,.0f} KB" if size >= 1024 else f"{size} B"
+
+
+def _print_artifacts(artifacts) -> None:  # artifacts: ArtifactSet
+    print(
+        f"==> {artifacts.pipeline}: sluiceway {artifacts.version} build {artifacts.build} "
+        f"in {artifacts.root}"
+    )
+    width = max(len(f.path) for f in artifacts.files)
+    for f in artifacts.files:
+        print(f"  {f.role:<15} {f.path:<{width}}  {_kb(f.bytes):>9}  sha256 {f.sha256[:16]}")
+
+
+def _artifacts_for(args: argparse.Namespace):  # -> ArtifactSet
+    from sluiceway.deploy.package import build_artifacts, load_artifacts
+
+    if (args.spec is None) == (args.artifacts is None):
+        raise SluicewayError(f"{args.command}: give a pipeline spec or --artifacts DIR (not both)")
+    if args.artifacts is not None:
+        artifacts = load_artifacts(args.artifacts)
+        print(f"==> artifact set {artifacts.root}: {len(artifacts.files)} files, checksums ok")
+        return artifacts
+    artifacts = build_artifacts(args.spec, args.out)
+    _print_artifacts(artifacts)
+    return artifacts
+
+
+def _warn_environment(artifacts, platform: str) -> None:
+    """Glue and EMR jobs get no environment from us: say so for specs that read one."""
+    from sluiceway.deploy.package import SPEC
+    from sluiceway.spec import load_spec
+
+    spec = load_spec(artifacts.root / artifacts.file(SPEC).path)
+    for conn in spec.connections.values():
+        if conn.password_env and not conn.secret_id:
+            print(
+                f"warning: connection {conn.name} reads its password from ${conn.password_env}, "
+                f"which {platform} does not set; use secret_id (Secrets Manager)",
+                file=sys.stderr,
+            )
+    if spec.hash_salt_env:
+        print(
+            f"warning: the hash salt comes from ${spec.hash_salt_env}, which {platform} does not "
+            "set for you; make sure the job's environment has it",
+            file=sys.stderr,
+        )
+
+
+class _Progress:
+    """State transitions as one live line on a terminal, one line each otherwise."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.states: list[str] = []
+        self.live = sys.stdout.isatty()
+
+    def __call__(self, state: str, elapsed: float) -> None:
+        self.states.append(state)
+        stamp = f"{int(elapsed) // 60}m{int(elapsed) % 60:02d}s"
+        if self.live:
+            print(f"\r\x1b[K  {self.label}: {' -> '.join(self.states)}  ({stamp})", end="")
+        else:
+            print(f"  {self.label}: {' -> '.join(self.states)}  ({stamp})")
+        sys.stdout.flush()
+
+    def done(self) -> None:
+        if self.live and self.states:
+            print()
+
+
+def _print_failure(what: str, result, logs: list[tuple[str, list[str] | None]]) -> int:
+    """The run's end state and message, then the tail of each (log location, lines)."""
+    print(f"==> {what} {result.state} after {result.seconds:.0f}s", file=sys.stderr)
+    if result.message:
+        print(f"  {result.message}", file=sys.stderr)
+    for where, tail in logs:
+        if tail:
+            print(f"--- last {len(tail)} lines of {where} ---", file=sys.stderr)
+            for line in tail:
+                print(f"  {line}", file=sys.stderr)
+        else:
+            print(f"  (no log at {where} yet)", file=sys.stderr)
+    return 1
+
+
+def _cmd_package(args: argparse.Namespace) -> int:
+    from sluiceway.deploy.package import build_artifacts
+
+    _print_artifacts(build_artifacts(args.spec, args.out))
+    return 0
+
+
+def _cmd_deploy_glue(args: argparse.Namespace) -> int:
+    from sluiceway.deploy import glue
+
+    if args.wait and not args.run:
+        raise SluicewayError("deploy glue: --wait needs --run")
+    options = glue.GlueJobOptions(
+        job_name=args.job_name,
+        role=args.role,
+        bucket=args.bucket,
+        prefix=args.prefix,
+        glue_version=args.glue_version,
+        worker_type=args.worker_type,
+        workers=args.workers,
+        timeout_minutes=args.timeout_minutes,
+        max_retries=args.max_retries,
+        connections=tuple(args.connection or ()),
+    )
+    options.validate()  # bad options fail before anything is built or uploaded
+    artifacts = _artifacts_for(args)
+    _warn_environment(artifacts, "a Glue job")
+    clients = aws_clients()
+    deployment = glue.deploy_glue_job(clients, artifacts, options)
+    up = deployment.uploaded
+    print(
+        f"==> Glue job {deployment.job_name} {deployment.action}: Glue {options.glue_version} "
+        f"({glue.GLUE_VERSIONS[options.glue_version]}), {options.workers} x {options.worker_type}"
+    )
+    print(
+        f"  artifacts s3://{up.bucket}/{up.prefix}/ ({up.uploaded} new, {up.unchanged} unchanged)"
+    )
+    print(f"  script {deployment.definition['Command']['ScriptLocation']}")
+    print(f"  spec {deployment.definition['DefaultArguments']['--spec']}")
+    if not args.run:
+        return 0
+    run_id = glue.start_glue_run(clients, deployment.job_name, full_refresh=args.full_refresh)
+    print(f"==> started run {run_id}")
+    if not args.wait:
+        return 0
+    progress = _Progress(f"run {run_id}")
+    result = glue.wait_glue_run(
+        clients,
+        deployment.job_name,
+        run_id,
+        progress,
+        poll_seconds=args.poll_seconds,
+        max_wait_seconds=options.timeout_minutes * 60 + 1800,
+    )
+    progress.done()
+    if result.state == "SUCCEEDED":
+        print(f"==> run {run_id} SUCCEEDED in {result.seconds:.0f}s")
+        return 0
+    where = f"CloudWatch Logs {glue.ERROR_LOG_GROUP}/{run_id}"
+    return _print_failure(f"run {run_id}", result, [(where, glue.glue_log_tail(clients, run_id))])
+
+
+def _cmd_submit_emr(args: argparse.Namespace) -> int:
+    from sluiceway.deploy import emr
+
+    options = emr.EmrSubmitOptions(
+        application=args.application,
+        role=args.role,
+        bucket=args.bucket,
+        prefix=args.prefix,
+        create_application=args.create_application,
+        spark=args.spark,
+        release_label=args.release_label,
+        python=args.python,
+        timeout_minutes=args.timeout_minutes,
+        full_refresh=args.full_refresh,
+        client_token=args.client_token,
+        spark_conf=emr.parse_conf(args.conf or ()),
+    )
+    options.validate()
+    artifacts = _artifacts_for(args)
+    _warn_environment(artifacts, "an EMR Serverless job run")
+    clients = aws_clients()
+    submission = emr.submit_emr_job(clients, artifacts, options)
+    app = submission.application
+    up = submission.uploaded
+    print(
+        f"==> EMR Serverless application {app.id} ({app.name}, {app.release_label})"
+        + (": created" if app.created else "")
+    )
+    print(
+        f"  artifacts s3://{up.bucket}/{up.prefix}/ ({up.uploaded} new, {up.unchanged} unchanged)"
+    )
+    print(f"==> started job run {submission.run_id} (client token {submission.client_token})")
+    print(
+        f"  to retry this submission without a second run: --client-token {submission.client_token}"
+    )
+    if args.no_wait:
+        return 0
+    progress = _Progress(f"job run {submission.run_id}")
+    result = emr.wait_emr_run(
+        clients,
+        app.id,
+        submission.run_id,
+        progress,
+        poll_seconds=args.poll_seconds,
+        max_wait_seconds=options.timeout_minutes * 60 + 1800,
+    )
+    progress.done()
+    if result.state == "SUCCESS":
+        print(f"==> job run {submission.run_id} SUCCESS in {result.seconds:.0f}s")
+        return 0
+    stderr_uri = emr.driver_log_uri(options.log_uri, app.id, submission.run_id, "stderr")
+    stdout_uri = emr.driver_log_uri(options.log_uri, app.id, submission.run_id, "stdout")
+    logs = [(stderr_uri, emr.driver_log_tail(clients, stderr_uri, delay_seconds=args.poll_seconds))]
+    # spark-submit's Python runner merges the Python driver's stderr into its stdout, so
+    # the job's own `sluiceway: error:` line (or a Python traceback) is in stdout.gz.
+    logs.append((stdout_uri, emr.driver_log_tail(clients, stdout_uri, lines=10, attempts=1)))
+    return _print_failure(f"job run {submission.run_id}", result, logs)
+
+
+def add_deploy_commands(sub) -> None:  # sub: the top-level subparsers
+    from sluiceway.deploy.emr import DEFAULT_PYTHON, RELEASE_LABELS
+    from sluiceway.deploy.glue import GLUE_VERSIONS
+
+    package_p = sub.add_parser(
+        "package", help="build the versioned artifact set (wheel, zip, jobs, spec, jars)"
+    )
+    package_p.add_argument("spec", help="pipeline spec (TOML)")
+    package_p.add_argument("--out", default="dist", help="where to write the set (default dist/)")
+    package_p.set_defaults(func=_cmd_package)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("spec", nargs="?", help="pipeline spec to package (or --artifacts)")
+        p.add_argument("--artifacts", help="an artifact set built by `sluiceway package`")
+        p.add_argument("--out", default="dist", help="where to package (default dist/)")
+        p.add_argument("--role", required=True, help="IAM role name or ARN the job runs as")
+        p.add_argument("--bucket", required=True, help="S3 bucket for artifacts (and logs/temp)")
+        p.add_argument("--prefix", default="sluiceway", help="key prefix in the bucket")
+        p.add_argument("--timeout-minutes", type=int, default=120)
+        p.add_argument("--full-refresh", action="store_true", help="the run ignores watermarks")
+        p.add_argument("--poll-seconds", type=float, default=15.0, help=argparse.SUPPRESS)
+
+    deploy_p = sub.add_parser("deploy", help="deploy a pipeline as a cloud job")
+    deploy_sub = deploy_p.add_subparsers(dest="deploy_command", required=True)
+    glue_p = deploy_sub.add_parser("glue", help="create or update an AWS Glue job")
+    common(glue_p)
+    glue_p.add_argument("--job-name", required=True)
+    glue_p.add_argument("--glue-version", default="5.1", choices=sorted(GLUE_VERSIONS))
+    glue_p.add_argument("--worker-type", default="G.1X")
+    glue_p.add_argument("--workers", type=int, default=2)
+    glue_p.add_argument("--max-retries", type=int, default=0)
+    glue_p.add_argument(
+        "--connection", action="append", help="Glue connection for network access (repeatable)"
+    )
+    glue_p.add_argument("--run", action="store_true", help="start a run after deploying")
+    glue_p.add_argument("--wait", action="store_true", help="follow the run until it ends")
+    glue_p.set_defaults(func=_cmd_deploy_glue)
+
+    submit_p = sub.add_parser("submit", help="submit a pipeline run to a cloud runtime")
+    submit_sub = submit_p.add_subparsers(dest="submit_command", required=True)
+    emr_p = submit_sub.add_parser("emr", help="start a job run on EMR Serverless and follow it")
+    common(emr_p)
+    emr_p.add_argument("--application", required=True, help="application id or name")
+    emr_p.add_argument(
+        "--create-application", action="store_true", help="create it if there is none by that name"
+    )
+    emr_p.add_argument(
+        "--spark", default="3.5", choices=sorted(RELEASE_LABELS), help="line of a new application"
+    )
+    emr_p.add_argument(
+        "--release-label",
+        help=f"release of a new application (default: {', '.join(RELEASE_LABELS.values())})",
+    )
+    emr_p.add_argument("--python", default=DEFAULT_PYTHON, help="Python for driver and executors")
+    emr_p.add_argument("--client-token", help="reuse to retry a submission without a second run")
+    emr_p.add_argument("--conf", action="append", help="extra Spark conf KEY=VALUE (repeatable)")
+    emr_p.add_argument("--no-wait", action="store_true", help="return once the run has started")
+    emr_p.set_defaults(func=_cmd_submit_emr)
 
 
 def main(argv: list[str] | None = None) -> int:

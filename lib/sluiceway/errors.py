@@ -29,3 +29,7 @@ class SinkError(SluicewayError):
 
 class StateError(SluicewayError):
     """The run-state store could not be read or written."""
+
+
+class DeployError(SluicewayError):
+    """Packaging, uploading, deploying or submitting a job failed, or its run did."""

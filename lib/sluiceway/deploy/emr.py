@@ -1,0 +1,342 @@
+"""`sluiceway submit emr`: upload an artifact set and start a job run on EMR Serverless.
+
+The run's driver is jobs/emr_batch.py with the set's zip on --py-files and its jars on
+--jars. Logs go to S3 (monitoringConfiguration), where a failed run's driver stderr is
+read back: <logUri>/applications/<app>/jobs/<run>/SPARK_DRIVER/stderr.gz.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sluiceway.deploy.aws import (
+    AwsClients,
+    RunResult,
+    Uploaded,
+    aws_call,
+    aws_lookup,
+    check_bucket,
+    error_code,
+    role_arn,
+    s3_tail,
+    upload_artifacts,
+)
+from sluiceway.deploy.package import EMR_ENTRYPOINT, PYFILES, SPEC, ArtifactSet
+from sluiceway.errors import DeployError
+
+# Release labels for an application created on demand, by Spark line.
+RELEASE_LABELS = {"3.5": "emr-7.11.0", "4.0": "emr-spark-8.0.0"}
+# EMR 7.x images default to Python 3.9; Sluiceway needs 3.11 (tomllib, datetime.UTC).
+DEFAULT_PYTHON = "/usr/bin/python3.11"
+RUN_STATES_DONE = ("SUCCESS", "FAILED", "CANCELLED")
+_SUPPORTED_RELEASE = re.compile(r"^emr-(7\.\d+\.\d+|spark-\d+\.\d+\.\d+)(-.*)?$")
+_APPLICATION_ID = re.compile(r"^[0-9a-z]{16}$")
+_CONF_KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+@dataclass(frozen=True)
+class EmrSubmitOptions:
+    application: str  # id or name
+    role: str  # execution role name or ARN
+    bucket: str  # artifacts and logs go here
+    prefix: str = "sluiceway"
+    create_application: bool = False
+    spark: str = "3.5"  # the line of an application created on demand
+    release_label: str | None = None  # overrides RELEASE_LABELS[spark]
+    python: str = DEFAULT_PYTHON
+    timeout_minutes: int = 120
+    full_refresh: bool = False
+    client_token: str | None = None
+    spark_conf: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    def validate(self) -> None:
+        if self.spark not in RELEASE_LABELS:
+            raise DeployError(f"--spark {self.spark}: must be one of {', '.join(RELEASE_LABELS)}")
+        if self.release_label is not None and not _SUPPORTED_RELEASE.match(self.release_label):
+            raise DeployError(
+                f"--release-label {self.release_label}: Sluiceway needs emr-7.x (Spark 3.5) "
+                "or emr-spark-8.x (Spark 4)"
+            )
+        # EMR Serverless: at least 5 minutes; from 7.11 at most 7 days and never 0.
+        if not 5 <= self.timeout_minutes <= 10080:
+            raise DeployError(f"--timeout-minutes {self.timeout_minutes}: must be 5..10080")
+        if not self.python.startswith("/") and not self.python.startswith("./"):
+            raise DeployError(f"--python {self.python!r}: give the interpreter's path")
+        if self.client_token is not None and not 1 <= len(self.client_token) <= 64:
+            raise DeployError("--client-token: 1 to 64 characters")
+        for key, value in self.spark_conf:
+            if not _CONF_KEY.match(key) or not value:
+                raise DeployError(f"--conf {key}={value}: expected KEY=VALUE")
+
+    @property
+    def log_uri(self) -> str:
+        return "/".join(
+            p for p in (f"s3://{self.bucket}", self.prefix.strip("/"), "emr-logs/") if p
+        )
+
+
+@dataclass(frozen=True)
+class Application:
+    id: str
+    name: str
+    release_label: str
+    state: str
+    created: bool
+
+
+def _check_application(app: dict[str, Any], given: str) -> None:
+    label = str(app.get("releaseLabel", ""))
+    if app.get("state") in ("TERMINATED", "TERMINATING"):
+        raise DeployError(f"EMR Serverless application {given} is {app['state']}")
+    if str(app.get("type", "")).upper() != "SPARK":
+        raise DeployError(f"EMR Serverless application {given} is a {app.get('type')} application")
+    if not _SUPPORTED_RELEASE.match(label):
+        raise DeployError(
+            f"EMR Serverless application {given} runs {label}; Sluiceway needs emr-7.x "
+            "(Spark 3.5) or emr-spark-8.x (Spark 4)"
+        )
+
+
+def _application_from(app: dict[str, Any], created: bool) -> Application:
+    return Application(
+        str(app["applicationId"]),
+        str(app.get("name", "")),
+        str(app["releaseLabel"]),
+        str(app.get("state", "")),
+        created,
+    )
+
+
+def resolve_application(clients: AwsClients, options: EmrSubmitOptions) -> Application:
+    """The application named or identified by `options.application`, created if asked."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    given = options.application
+    if _APPLICATION_ID.match(given):
+        found = aws_lookup(
+            f"EMR Serverless application {given}",
+            clients.emr.get_application,
+            missing=("ResourceNotFoundException",),
+            applicationId=given,
+        )
+        if found is not None:
+            _check_application(found["application"], given)
+            return _application_from(found["application"], created=False)
+    paginator = clients.emr.get_paginator("list_applications")
+    matches = []
+    try:
+        for page in paginator.paginate():
+            matches += [
+                a
+                for a in page["applications"]
+                if a.get("name") == given and a["state"] != "TERMINATED"
+            ]
+    except ClientError as exc:
+        raise DeployError(f"EMR Serverless applications: {error_code(exc)}") from exc
+    except BotoCoreError as exc:
+        raise DeployError(f"EMR Serverless applications: {exc}") from exc
+    if len(matches) > 1:
+        ids = ", ".join(a["id"] for a in matches)
+        raise DeployError(
+            f"EMR Serverless application name {given} is ambiguous ({ids}); give the id"
+        )
+    if matches:
+        app = aws_call(
+            f"EMR Serverless application {given}",
+            clients.emr.get_application,
+            applicationId=matches[0]["id"],
+        )["application"]
+        _check_application(app, given)
+        return _application_from(app, created=False)
+    label = options.release_label or RELEASE_LABELS[options.spark]
+    if not options.create_application:
+        raise DeployError(
+            f"EMR Serverless application {given} not found "
+            f"(add --create-application to create it with release {label})"
+        )
+    if _APPLICATION_ID.match(given):
+        raise DeployError(f"EMR Serverless application {given} not found (ids cannot be created)")
+    created = aws_call(
+        f"create EMR Serverless application {given}",
+        clients.emr.create_application,
+        name=given,
+        releaseLabel=label,
+        type="SPARK",
+    )
+    app = aws_call(
+        f"EMR Serverless application {given}",
+        clients.emr.get_application,
+        applicationId=created["applicationId"],
+    )["application"]
+    return _application_from(app, created=True)
+
+
+def spark_submit_parameters(options: EmrSubmitOptions, uploaded: Uploaded) -> str:
+    """--py-files, --jars and the driver/executor environment, as one string."""
+    conf = [
+        # The Python that runs the driver and the executors' Python workers.
+        ("spark.emr-serverless.driverEnv.PYSPARK_PYTHON", options.python),
+        ("spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON", options.python),
+        ("spark.executorEnv.PYSPARK_PYTHON", options.python),
+        # The JDBC drivers take their session time zone from the JVM's; see sources/jdbc.py.
+        ("spark.emr-serverless.driverEnv.TZ", "UTC"),
+        ("spark.executorEnv.TZ", "UTC"),
+        *options.spark_conf,
+    ]
+    parts = ["--py-files", uploaded.uri(PYFILES)]
+    if uploaded.jar_uris:
+        parts += ["--jars", ",".join(uploaded.jar_uris)]
+    for key, value in conf:
+        parts += ["--conf", f"{key}={value}"]
+    return shlex.join(parts)
+
+
+def start_job_run_request(
+    options: EmrSubmitOptions,
+    artifacts: ArtifactSet,
+    uploaded: Uploaded,
+    application_id: str,
+    execution_role: str,
+    client_token: str,
+) -> dict[str, Any]:
+    """StartJobRun's full request."""
+    arguments = ["--spec", uploaded.uri(SPEC)]
+    if options.full_refresh:
+        arguments.append("--full-refresh")
+    return {
+        "applicationId": application_id,
+        "clientToken": client_token,
+        "executionRoleArn": execution_role,
+        "name": f"sluiceway-{artifacts.pipeline}",
+        "jobDriver": {
+            "sparkSubmit": {
+                "entryPoint": uploaded.uri(EMR_ENTRYPOINT),
+                "entryPointArguments": arguments,
+                "sparkSubmitParameters": spark_submit_parameters(options, uploaded),
+            }
+        },
+        "configurationOverrides": {
+            "monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": options.log_uri}}
+        },
+        "executionTimeoutMinutes": options.timeout_minutes,
+        "tags": {"sluiceway:pipeline": artifacts.pipeline, "sluiceway:build": artifacts.name},
+    }
+
+
+@dataclass(frozen=True)
+class EmrSubmission:
+    application: Application
+    run_id: str
+    request: dict[str, Any]
+    uploaded: Uploaded
+
+    @property
+    def client_token(self) -> str:
+        return str(self.request["clientToken"])
+
+
+def new_client_token() -> str:
+    return f"sluiceway-{uuid.uuid4().hex}"
+
+
+def submit_emr_job(
+    clients: AwsClients, artifacts: ArtifactSet, options: EmrSubmitOptions
+) -> EmrSubmission:
+    """Check the bucket, role and application, upload the set, start one job run.
+
+    The clientToken makes StartJobRun idempotent: botocore's own retries, and a rerun of
+    the command with --client-token, return the run already started instead of a second.
+    """
+    options.validate()
+    check_bucket(clients, options.bucket)
+    role = role_arn(clients, options.role, "EMR Serverless execution")
+    application = resolve_application(clients, options)
+    uploaded = upload_artifacts(clients, artifacts, options.bucket, options.prefix)
+    request = start_job_run_request(
+        options,
+        artifacts,
+        uploaded,
+        application.id,
+        role,
+        options.client_token or new_client_token(),
+    )
+    response = aws_call(
+        f"start a job run on EMR Serverless application {application.id}",
+        clients.emr.start_job_run,
+        **request,
+    )
+    return EmrSubmission(application, str(response["jobRunId"]), request, uploaded)
+
+
+def wait_emr_run(
+    clients: AwsClients,
+    application_id: str,
+    run_id: str,
+    on_state: Callable[[str, float], None] | None = None,
+    poll_seconds: float = 15.0,
+    max_wait_seconds: float | None = None,
+) -> RunResult:
+    """Poll the job run until it ends; `on_state(state, elapsed)` hears each new state."""
+    started = time.monotonic()
+    last = None
+    while True:
+        run = aws_call(
+            f"EMR Serverless job run {run_id}",
+            clients.emr.get_job_run,
+            applicationId=application_id,
+            jobRunId=run_id,
+        )["jobRun"]
+        state = str(run["state"])
+        elapsed = time.monotonic() - started
+        if state != last:
+            last = state
+            if on_state:
+                on_state(state, elapsed)
+        if state in RUN_STATES_DONE:
+            return RunResult(state, elapsed, run.get("stateDetails") or None)
+        if max_wait_seconds is not None and elapsed > max_wait_seconds:
+            raise DeployError(
+                f"EMR Serverless job run {run_id}: still {state} after {elapsed:.0f}s; "
+                "stopped waiting (the run goes on)"
+            )
+        time.sleep(poll_seconds)
+
+
+def driver_log_uri(log_uri: str, application_id: str, run_id: str, stream: str = "stderr") -> str:
+    """Where EMR Serverless puts the driver's `stream` (stderr or stdout) under logUri."""
+    base = f"{log_uri.rstrip('/')}/applications/{application_id}/jobs/{run_id}"
+    return f"{base}/SPARK_DRIVER/{stream}.gz"
+
+
+def driver_log_tail(
+    clients: AwsClients,
+    uri: str,
+    lines: int = 40,
+    attempts: int = 4,
+    delay_seconds: float = 5.0,
+) -> list[str] | None:
+    """The end of the driver's stderr; logs land a little after the run ends, so retry."""
+    for attempt in range(attempts):
+        tail = s3_tail(clients, uri, lines)
+        if tail is not None:
+            return tail
+        if attempt + 1 < attempts:
+            time.sleep(delay_seconds)
+    return None
+
+
+def parse_conf(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """KEY=VALUE strings from --conf into pairs."""
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise DeployError(f"--conf {item}: expected KEY=VALUE")
+        pairs.append((key.strip(), value))
+    return tuple(pairs)

@@ -1,0 +1,225 @@
+"""`sluiceway deploy glue`: upload an artifact set, create or update the Glue job, run it.
+
+The job runs jobs/glue_batch.py with the set's zip on --extra-py-files and its jars on
+--extra-jars. Glue's own job bookmarks are off: Sluiceway's watermarks do that work on
+every platform, and two bookmark systems would disagree. One run at a time
+(MaxConcurrentRuns 1), because two runs of one pipeline would race on its watermarks.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sluiceway.deploy.aws import (
+    AwsClients,
+    RunResult,
+    Uploaded,
+    aws_call,
+    aws_lookup,
+    check_bucket,
+    role_arn,
+    upload_artifacts,
+)
+from sluiceway.deploy.package import GLUE_SCRIPT, PYFILES, SPEC, ArtifactSet
+from sluiceway.errors import DeployError
+
+# Glue version -> what it runs; both are lines Sluiceway is tested on (PySpark 3.5 / 4.1).
+GLUE_VERSIONS = {"5.1": "Spark 3.5.6, Python 3.11", "6.0": "Spark 4.1.1, Python 3.13"}
+RUN_STATES_DONE = ("SUCCEEDED", "FAILED", "STOPPED", "TIMEOUT", "ERROR", "EXPIRED")
+_JOB_NAME = re.compile(r"^[\w.-]{1,255}$")
+_WORKER_TYPE = re.compile(r"^[GRZ]\.\d+X$")
+# Glue writes a run's driver stderr to this log group, in a stream named after the run.
+ERROR_LOG_GROUP = "/aws-glue/jobs/error"
+
+
+@dataclass(frozen=True)
+class GlueJobOptions:
+    job_name: str
+    role: str  # IAM role name or ARN
+    bucket: str  # artifacts and the job's TempDir go here
+    prefix: str = "sluiceway"
+    glue_version: str = "5.1"
+    worker_type: str = "G.1X"
+    workers: int = 2
+    timeout_minutes: int = 120
+    max_retries: int = 0
+    connections: tuple[str, ...] = ()  # Glue connections, e.g. the VPC path to RDS
+
+    def validate(self) -> None:
+        if not _JOB_NAME.match(self.job_name):
+            raise DeployError(f"--job-name {self.job_name!r}: letters, digits, . _ - only")
+        if self.glue_version not in GLUE_VERSIONS:
+            raise DeployError(
+                f"--glue-version {self.glue_version}: must be one of {', '.join(GLUE_VERSIONS)}"
+            )
+        if not _WORKER_TYPE.match(self.worker_type):
+            raise DeployError(f"--worker-type {self.worker_type!r}: expected e.g. G.1X or G.2X")
+        if self.workers < 2:
+            raise DeployError(f"--workers {self.workers}: a Glue Spark job needs at least 2")
+        if not 1 <= self.timeout_minutes <= 10080:
+            raise DeployError(f"--timeout-minutes {self.timeout_minutes}: must be 1..10080")
+        if self.max_retries < 0:
+            raise DeployError(f"--max-retries {self.max_retries}: must be >= 0")
+
+    @property
+    def temp_dir(self) -> str:
+        return "/".join(
+            p for p in (f"s3://{self.bucket}", self.prefix.strip("/"), "glue-temp/") if p
+        )
+
+
+def job_definition(
+    options: GlueJobOptions, artifacts: ArtifactSet, uploaded: Uploaded, role: str
+) -> dict[str, Any]:
+    """The job's full definition: CreateJob's arguments less Name, and UpdateJob's JobUpdate."""
+    definition: dict[str, Any] = {
+        "Description": (
+            f"Sluiceway pipeline {artifacts.pipeline} "
+            f"(sluiceway {artifacts.version}, build {artifacts.build})"
+        ),
+        "Role": role,
+        "ExecutionProperty": {"MaxConcurrentRuns": 1},
+        "Command": {
+            "Name": "glueetl",
+            "ScriptLocation": uploaded.uri(GLUE_SCRIPT),
+            "PythonVersion": "3",
+        },
+        "DefaultArguments": {
+            "--spec": uploaded.uri(SPEC),
+            "--full_refresh": "false",
+            "--extra-py-files": uploaded.uri(PYFILES),
+            "--extra-jars": ",".join(uploaded.jar_uris),
+            "--TempDir": options.temp_dir,
+            "--enable-metrics": "true",
+            # Glue 5.x logs in real time anyway; the flag keeps the intent explicit.
+            "--enable-continuous-cloudwatch-log": "true",
+            "--job-bookmark-option": "job-bookmark-disable",
+            "--job-language": "python",
+        },
+        "MaxRetries": options.max_retries,
+        "Timeout": options.timeout_minutes,
+        "GlueVersion": options.glue_version,
+        "WorkerType": options.worker_type,
+        "NumberOfWorkers": options.workers,
+    }
+    if options.connections:
+        definition["Connections"] = {"Connections": list(options.connections)}
+    return definition
+
+
+@dataclass(frozen=True)
+class GlueDeployment:
+    job_name: str
+    action: str  # "created" | "updated"
+    definition: dict[str, Any]
+    uploaded: Uploaded
+
+
+def _existing_job(clients: AwsClients, job_name: str) -> dict[str, Any] | None:
+    found = aws_lookup(
+        f"Glue job {job_name}",
+        clients.glue.get_job,
+        missing=("EntityNotFoundException",),
+        JobName=job_name,
+    )
+    return dict(found["Job"]) if found is not None else None
+
+
+def deploy_glue_job(
+    clients: AwsClients, artifacts: ArtifactSet, options: GlueJobOptions
+) -> GlueDeployment:
+    """Upload the set and create the job, or update it in place if it exists."""
+    options.validate()
+    check_bucket(clients, options.bucket)
+    role = role_arn(clients, options.role, "Glue job")
+    existing = _existing_job(clients, options.job_name)
+    if existing is not None:
+        script = existing.get("Command", {}).get("ScriptLocation", "")
+        if not script.endswith("/jobs/glue_batch.py"):
+            # Never overwrite a job someone else owns because its name matched.
+            raise DeployError(
+                f"Glue job {options.job_name} exists but is not a Sluiceway job "
+                f"(script {script or 'none'}); choose another --job-name"
+            )
+    uploaded = upload_artifacts(clients, artifacts, options.bucket, options.prefix)
+    definition = job_definition(options, artifacts, uploaded, role)
+    if existing is None:
+        aws_call(
+            f"create Glue job {options.job_name}",
+            clients.glue.create_job,
+            Name=options.job_name,
+            **definition,
+        )
+        return GlueDeployment(options.job_name, "created", definition, uploaded)
+    aws_call(
+        f"update Glue job {options.job_name}",
+        clients.glue.update_job,
+        JobName=options.job_name,
+        JobUpdate=definition,
+    )
+    return GlueDeployment(options.job_name, "updated", definition, uploaded)
+
+
+def start_glue_run(clients: AwsClients, job_name: str, full_refresh: bool = False) -> str:
+    arguments = {"--full_refresh": "true"} if full_refresh else {}
+    response = aws_call(
+        f"start Glue job {job_name}",
+        clients.glue.start_job_run,
+        JobName=job_name,
+        Arguments=arguments,
+    )
+    return str(response["JobRunId"])
+
+
+def wait_glue_run(
+    clients: AwsClients,
+    job_name: str,
+    run_id: str,
+    on_state: Callable[[str, float], None] | None = None,
+    poll_seconds: float = 15.0,
+    max_wait_seconds: float | None = None,
+) -> RunResult:
+    """Poll the run until it ends; `on_state(state, elapsed)` hears each new state."""
+    started = time.monotonic()
+    last = None
+    while True:
+        run = aws_call(
+            f"Glue job {job_name} run {run_id}",
+            clients.glue.get_job_run,
+            JobName=job_name,
+            RunId=run_id,
+        )["JobRun"]
+        state = str(run["JobRunState"])
+        elapsed = time.monotonic() - started
+        if state != last:
+            last = state
+            if on_state:
+                on_state(state, elapsed)
+        if state in RUN_STATES_DONE:
+            return RunResult(state, elapsed, run.get("ErrorMessage"))
+        if max_wait_seconds is not None and elapsed > max_wait_seconds:
+            raise DeployError(
+                f"Glue job {job_name} run {run_id}: still {state} after {elapsed:.0f}s; "
+                "stopped waiting (the run goes on)"
+            )
+        time.sleep(poll_seconds)
+
+
+def glue_log_tail(clients: AwsClients, run_id: str, lines: int = 40) -> list[str] | None:
+    """The end of the run's driver stderr in CloudWatch Logs; None if there is none yet."""
+    found = aws_lookup(
+        f"CloudWatch Logs {ERROR_LOG_GROUP}/{run_id}",
+        clients.logs.get_log_events,
+        missing=("ResourceNotFoundException",),
+        logGroupName=ERROR_LOG_GROUP,
+        logStreamName=run_id,
+        startFromHead=False,
+        limit=lines,
+    )
+    if found is None:
+        return None
+    return [str(event["message"]).rstrip("\n") for event in found["events"]]

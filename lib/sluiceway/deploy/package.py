@@ -1,0 +1,302 @@
+"""`sluiceway package`: one versioned artifact set for Glue and EMR Serverless alike.
+
+    sluiceway-<version>-<build>/
+      manifest.json                        versions, roles, sizes and SHA-256 of every file
+      sluiceway-<version>-py3-none-any.whl the library as a wheel (pip, --additional-python-modules)
+      sluiceway-<version>.zip              the same modules for --extra-py-files / --py-files
+      jobs/glue_batch.py, jobs/emr_batch.py
+      pipelines/<spec>.toml
+      jars/<artifact>-<version>.jar        the pinned jars of sluiceway.jars, checksums checked
+
+Archives are built here with the standard library, entries sorted and timestamps fixed,
+so the same sources always give the same bytes. The build id is a digest of every file's
+checksum: rebuilding unchanged sources gives the same id (and the same S3 prefix).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sluiceway
+from sluiceway import jars
+from sluiceway.errors import DeployError, SluicewayError
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+# Roles of the files in a set; deploy and submit look files up by role, never by name.
+WHEEL, PYFILES, GLUE_SCRIPT, EMR_ENTRYPOINT, SPEC, JAR = (
+    "wheel",
+    "pyfiles",
+    "glue_script",
+    "emr_entrypoint",
+    "spec",
+    "jar",
+)
+JOB_SCRIPTS = {GLUE_SCRIPT: "glue_batch.py", EMR_ENTRYPOINT: "emr_batch.py"}
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+_SKIP_DIRS = {"__pycache__"}
+_PACKAGE_SUFFIXES = {".py", ".properties", ".typed"}
+
+
+@dataclass(frozen=True)
+class ArtifactFile:
+    role: str
+    path: str  # relative to the set's root, "/"-separated
+    sha256: str
+    bytes: int
+    coordinate: str | None = None  # Maven coordinate, for jars
+
+
+@dataclass(frozen=True)
+class ArtifactSet:
+    root: Path
+    version: str
+    build: str
+    pipeline: str
+    files: tuple[ArtifactFile, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.version}-{self.build}"
+
+    def file(self, role: str) -> ArtifactFile:
+        for item in self.files:
+            if item.role == role:
+                return item
+        raise DeployError(f"{self.root}: the artifact set has no {role} file")
+
+    @property
+    def jars(self) -> tuple[ArtifactFile, ...]:
+        return tuple(item for item in self.files if item.role == JAR)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _source_tree() -> Path:
+    """The directory of the installed sluiceway package."""
+    return Path(sluiceway.__file__).resolve().parent
+
+
+def _jobs_dir() -> Path:
+    # The job scripts live beside lib/ in a checkout (they are not part of the package).
+    jobs_dir = _source_tree().parents[1] / "jobs"
+    missing = [name for name in JOB_SCRIPTS.values() if not (jobs_dir / name).is_file()]
+    if missing:
+        raise DeployError(
+            f"job scripts not found ({', '.join(missing)} under {jobs_dir}); "
+            "package from a Sluiceway checkout (pip install -e .)"
+        )
+    return jobs_dir
+
+
+def _package_files() -> list[tuple[str, bytes]]:
+    """(archive name, bytes) of every module and data file of the sluiceway package."""
+    root = _source_tree()
+    found = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root.parent)
+        if path.is_dir() or _SKIP_DIRS.intersection(rel.parts):
+            continue
+        if path.suffix in _PACKAGE_SUFFIXES:
+            found.append((rel.as_posix(), path.read_bytes()))
+    return found
+
+
+def _zip_bytes(entries: Iterable[tuple[str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+def _wheel_bytes(version: str, modules: list[tuple[str, bytes]]) -> bytes:
+    """A pure-Python wheel (PEP 427) of `modules`, with metadata from this package."""
+    dist_info = f"sluiceway-{version}.dist-info"
+    metadata = "\n".join(
+        [
+            "Metadata-Version: 2.1",
+            "Name: sluiceway",
+            f"Version: {version}",
+            f"Summary: {(sluiceway.__doc__ or '').strip()}",
+            "Requires-Python: >=3.11",
+            "Requires-Dist: boto3>=1.34",
+            "",
+        ]
+    )
+    wheel = "\n".join(
+        [
+            "Wheel-Version: 1.0",
+            f"Generator: sluiceway {version}",
+            "Root-Is-Purelib: true",
+            "Tag: py3-none-any",
+            "",
+        ]
+    )
+    entry_points = "[console_scripts]\nsluiceway = sluiceway.cli:main\n"
+    entries = [
+        *modules,
+        (f"{dist_info}/METADATA", metadata.encode()),
+        (f"{dist_info}/WHEEL", wheel.encode()),
+        (f"{dist_info}/entry_points.txt", entry_points.encode()),
+    ]
+    record = []
+    for name, data in sorted(entries):
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append(f"{dist_info}/RECORD,,")
+    entries.append((f"{dist_info}/RECORD", ("\n".join(record) + "\n").encode()))
+    return _zip_bytes(entries)
+
+
+def _jar_files() -> list[tuple[jars.Jar, Path]]:
+    try:
+        paths = jars.local_jar_paths()
+    except SluicewayError as exc:
+        raise DeployError(str(exc)) from exc
+    pairs = list(zip(jars.required_jars(), paths, strict=True))
+    for jar, path in pairs:
+        digest = _sha256(path.read_bytes())
+        if digest != jar.sha256:
+            raise DeployError(
+                f"{path}: checksum {digest} does not match the pinned {jar.sha256} "
+                "(delete it and run `sluiceway jars fetch`)"
+            )
+    return pairs
+
+
+def build_artifacts(spec_path: str | Path, out_dir: str | Path) -> ArtifactSet:
+    """Validate the spec, then write the artifact set under `out_dir`; return it."""
+    from sluiceway.spec import load_spec
+
+    spec_file = Path(spec_path)
+    spec = load_spec(spec_file)  # a spec that does not parse is never packaged
+    version = sluiceway.__version__
+    modules = _package_files()
+    contents: list[tuple[str, str, bytes | Path, str | None]] = [
+        (WHEEL, f"sluiceway-{version}-py3-none-any.whl", _wheel_bytes(version, modules), None),
+        (PYFILES, f"sluiceway-{version}.zip", _zip_bytes(modules), None),
+    ]
+    jobs_dir = _jobs_dir()
+    for role, name in JOB_SCRIPTS.items():
+        contents.append((role, f"jobs/{name}", jobs_dir / name, None))
+    contents.append((SPEC, f"pipelines/{spec_file.name}", spec_file, None))
+    for jar, path in _jar_files():
+        contents.append((JAR, f"jars/{jar.file_name}", path, jar.coordinate))
+
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".sluiceway-package-", dir=out))
+        staging.chmod(0o755)  # mkdtemp's 0700 would follow the set when it is renamed
+    except OSError as exc:
+        raise DeployError(f"{out}: cannot create the artifact directory: {exc.strerror}") from exc
+    try:
+        files = []
+        for role, rel, source, coordinate in contents:
+            data = source.read_bytes() if isinstance(source, Path) else source
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            files.append(ArtifactFile(role, rel, _sha256(data), len(data), coordinate))
+        build = _sha256("".join(f"{f.path}\0{f.sha256}\n" for f in files).encode())[:12]
+        artifacts = ArtifactSet(
+            out / f"sluiceway-{version}-{build}", version, build, spec.name, tuple(files)
+        )
+        (staging / MANIFEST).write_text(
+            json.dumps(_manifest(artifacts), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        if artifacts.root.exists():
+            shutil.rmtree(artifacts.root)  # the same build id means the same bytes
+        staging.rename(artifacts.root)
+    except OSError as exc:
+        raise DeployError(f"{out}: cannot write the artifact set: {exc}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return artifacts
+
+
+def _manifest(artifacts: ArtifactSet) -> dict[str, Any]:
+    return {
+        "format": MANIFEST_FORMAT,
+        "package": "sluiceway",
+        "version": artifacts.version,
+        "build": artifacts.build,
+        "pipeline": artifacts.pipeline,
+        "requires_python": ">=3.11",
+        "cluster_imports": ["python standard library", "pyspark", "boto3", "sluiceway"],
+        "files": [
+            {
+                k: v
+                for k, v in {
+                    "role": f.role,
+                    "path": f.path,
+                    "sha256": f.sha256,
+                    "bytes": f.bytes,
+                    "coordinate": f.coordinate,
+                }.items()
+                if v is not None
+            }
+            for f in artifacts.files
+        ],
+    }
+
+
+def load_artifacts(root: str | Path) -> ArtifactSet:
+    """Read a set's manifest and check every file against it."""
+    base = Path(root)
+    manifest_path = base / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DeployError(f"{manifest_path}: cannot read manifest: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise DeployError(f"{manifest_path}: not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise DeployError(f"{manifest_path}: not a format {MANIFEST_FORMAT} sluiceway manifest")
+    try:
+        files = tuple(
+            ArtifactFile(
+                str(item["role"]),
+                str(item["path"]),
+                str(item["sha256"]),
+                int(item["bytes"]),
+                item.get("coordinate"),
+            )
+            for item in manifest["files"]
+        )
+        artifacts = ArtifactSet(
+            base, str(manifest["version"]), str(manifest["build"]), str(manifest["pipeline"]), files
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DeployError(f"{manifest_path}: malformed manifest ({exc!r})") from exc
+    for item in files:
+        path = base / item.path
+        try:
+            digest = _sha256(path.read_bytes())
+        except OSError as exc:
+            raise DeployError(
+                f"{path}: listed in the manifest but unreadable: {exc.strerror}"
+            ) from exc
+        if digest != item.sha256:
+            raise DeployError(
+                f"{path}: checksum {digest} does not match the manifest's {item.sha256}"
+            )
+    for role in (PYFILES, GLUE_SCRIPT, EMR_ENTRYPOINT, SPEC):
+        artifacts.file(role)
+    return artifacts

@@ -1,0 +1,112 @@
+"""AWS Glue: a GlueContext and a Job, the real ones on Glue and local stand-ins elsewhere.
+
+awsglue's Python classes are thin wrappers over Glue's own JVM classes
+(com.amazonaws.services.glue.*), which exist only on Glue's workers. `glue_context()`
+asks the JVM whether Glue's GlueContext class is there: if it is, the real awsglue
+GlueContext and Job are returned; if not (spark-submit on a laptop or in CI), the
+stand-ins below, which expose exactly what jobs/glue_batch.py uses. The entrypoint never
+asks where it runs; this module is the only place that knows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from pyspark import SparkContext
+from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+GLUE_CONTEXT_CLASS = "com.amazonaws.services.glue.GlueContext"
+
+
+class GlueContextLike(Protocol):
+    """What our Glue entrypoint uses of awsglue.context.GlueContext."""
+
+    @property
+    def spark_session(self) -> SparkSession: ...
+
+
+class JobLike(Protocol):
+    """What our Glue entrypoint uses of awsglue.job.Job."""
+
+    def init(self, job_name: str, args: Mapping[str, Any] | None = None) -> None: ...
+
+    def commit(self) -> None: ...
+
+
+def glue_jvm_available(sc: SparkContext) -> bool:
+    """Whether Glue's own JVM classes are on this Spark driver's classpath."""
+    from py4j.java_gateway import JavaClass
+
+    jvm: Any = sc._jvm
+    node = jvm
+    for part in GLUE_CONTEXT_CLASS.split("."):
+        node = getattr(node, part)
+    # Py4J answers a JavaClass for a class it can load, a JavaPackage for anything else.
+    return isinstance(node, JavaClass)
+
+
+class LocalGlueContext:
+    """Stand-in for awsglue's GlueContext where Glue's JVM classes are missing."""
+
+    def __init__(self, sc: SparkContext) -> None:
+        self._sc = sc
+        self.spark_session = SparkSession.builder.getOrCreate()
+
+    @property
+    def sparkSession(self) -> SparkSession:  # noqa: N802 - awsglue's name
+        return self.spark_session
+
+    def get_logger(self) -> logging.Logger:
+        return logging.getLogger("sluiceway.glue")
+
+
+class LocalJob:
+    """Stand-in for awsglue's Job: init and commit are checked and logged, nothing more.
+
+    Glue's Job.commit saves job bookmarks; Sluiceway's jobs disable bookmarks (watermarks
+    do that work on every platform), so there is nothing to save locally.
+    """
+
+    def __init__(self, glue_context: GlueContextLike) -> None:
+        self._glue_context = glue_context
+        self.job_name: str | None = None
+        self.committed = False
+
+    def init(self, job_name: str, args: Mapping[str, Any] | None = None) -> None:
+        if not job_name:
+            raise ValueError("Job.init needs a job name (Glue passes --JOB_NAME)")
+        self.job_name = job_name
+        log.info("glue job %s: initialised (local stand-in)", job_name)
+
+    def isInitialized(self) -> bool:  # noqa: N802 - awsglue's name
+        return self.job_name is not None
+
+    def commit(self) -> None:
+        # The real Job.commit fails the same way when init was never called.
+        if self.job_name is None:
+            raise RuntimeError("Job.commit called before Job.init")
+        self.committed = True
+        log.info("glue job %s: committed (local stand-in)", self.job_name)
+
+
+def glue_context(sc: SparkContext) -> GlueContextLike:
+    """awsglue's GlueContext on Glue; the local stand-in anywhere else."""
+    if glue_jvm_available(sc):
+        from awsglue.context import GlueContext
+
+        return GlueContext(sc)  # type: ignore[no-any-return]
+    log.info("Glue's JVM classes are not on the classpath: using the local GlueContext stand-in")
+    return LocalGlueContext(sc)
+
+
+def glue_job(context: GlueContextLike) -> JobLike:
+    """awsglue's Job for a real GlueContext; the local stand-in for the stand-in context."""
+    if isinstance(context, LocalGlueContext):
+        return LocalJob(context)
+    from awsglue.job import Job
+
+    return Job(context)  # type: ignore[no-any-return]

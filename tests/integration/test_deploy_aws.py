@@ -1,0 +1,539 @@
+"""`sluiceway deploy glue` and `sluiceway submit emr` against moto_server (AWS_ENDPOINT_URL).
+
+Every request goes over HTTP to moto. Where moto falls short the test says so: Glue
+UpdateJob is not implemented (tests/integration/aws.py shims it), a Glue run cannot be
+moved to FAILED, and an EMR Serverless job run is SUCCESS from the start, so those run
+states come from a scripted client (ScriptedRuns) that passes every other call to moto.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from sluiceway import cli
+from sluiceway.deploy.aws import AwsClients
+from sluiceway.deploy.emr import EmrSubmitOptions, driver_log_uri, submit_emr_job
+from sluiceway.deploy.glue import GlueJobOptions, deploy_glue_job
+from sluiceway.deploy.package import ArtifactSet, build_artifacts
+from sluiceway.errors import DeployError, SpecError
+from sluiceway.runtimes.batch import read_spec_location
+
+from .aws import (
+    ScriptedRuns,
+    add_update_job_shim,
+    create_role,
+    glue_run_transition,
+    moto_endpoint,
+    record_calls,
+    unique,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_SPEC = ROOT / "pipelines" / "tpch_demo.toml"
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> ArtifactSet:
+    return build_artifacts(DEMO_SPEC, tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture
+def aws() -> AwsClients:
+    moto_endpoint()
+    return AwsClients()
+
+
+@pytest.fixture
+def bucket(aws):
+    name = unique("sluiceway-art")
+    aws.s3.create_bucket(Bucket=name)
+    yield name
+    # moto_server outlives the test session: leave no artifact sets behind in its memory.
+    s3 = boto3.client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for item in page.get("Contents", []):
+            s3.delete_object(Bucket=name, Key=item["Key"])
+    s3.delete_bucket(Bucket=name)
+
+
+@pytest.fixture
+def glue_role(aws) -> str:
+    return create_role(unique("glue-role"), "glue.amazonaws.com")
+
+
+@pytest.fixture
+def emr_role(aws) -> str:
+    return create_role(unique("emr-role"), "emr-serverless.amazonaws.com")
+
+
+@pytest.fixture
+def run_cli(aws, monkeypatch, capsys):
+    """`sluiceway ...` in-process, with the test's clients; returns (code, stdout, stderr)."""
+    monkeypatch.setattr(cli, "aws_clients", lambda: aws)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = cli.main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def base_uri(bucket: str, artifacts: ArtifactSet) -> str:
+    return f"s3://{bucket}/sluiceway/artifacts/{artifacts.pipeline}/{artifacts.name}"
+
+
+def expected_glue_definition(bucket: str, artifacts: ArtifactSet, role: str) -> dict:
+    base = base_uri(bucket, artifacts)
+    return {
+        "Description": (
+            f"Sluiceway pipeline tpch_demo (sluiceway {artifacts.version}, build {artifacts.build})"
+        ),
+        "Role": role,
+        "ExecutionProperty": {"MaxConcurrentRuns": 1},
+        "Command": {
+            "Name": "glueetl",
+            "ScriptLocation": f"{base}/jobs/glue_batch.py",
+            "PythonVersion": "3",
+        },
+        "DefaultArguments": {
+            "--spec": f"{base}/pipelines/tpch_demo.toml",
+            "--full_refresh": "false",
+            "--extra-py-files": f"{base}/sluiceway-{artifacts.version}.zip",
+            "--extra-jars": f"{base}/jars/postgresql-42.7.14.jar,{base}/jars/mysql-connector-j-9.7.0.jar",
+            "--TempDir": f"s3://{bucket}/sluiceway/glue-temp/",
+            "--enable-metrics": "true",
+            "--enable-continuous-cloudwatch-log": "true",
+            "--job-bookmark-option": "job-bookmark-disable",
+            "--job-language": "python",
+        },
+        "MaxRetries": 0,
+        "Timeout": 120,
+        "GlueVersion": "5.1",
+        "WorkerType": "G.1X",
+        "NumberOfWorkers": 2,
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Glue
+
+
+def test_deploy_glue_creates_the_job_with_exact_arguments_and_uploads_the_set(
+    aws, artifacts, bucket, glue_role
+):
+    calls = record_calls(aws.glue)
+    job = unique("tpch")
+    role_name = glue_role.rsplit("/", 1)[1]  # a name is enough; the deploy looks up the ARN
+    deployment = deploy_glue_job(
+        aws, artifacts, GlueJobOptions(job_name=job, role=role_name, bucket=bucket)
+    )
+
+    expected = expected_glue_definition(bucket, artifacts, glue_role)
+    assert deployment.action == "created"
+    assert calls == [("GetJob", {"JobName": job}), ("CreateJob", {"Name": job, **expected})]
+    stored = aws.glue.get_job(JobName=job)["Job"]
+    for key, value in expected.items():
+        assert stored[key] == value, key
+    # Every file of the set is in S3 with its bytes and checksum, and the manifest beside them.
+    base = base_uri(bucket, artifacts).removeprefix(f"s3://{bucket}/")
+    for item in artifacts.files:
+        body = aws.s3.get_object(Bucket=bucket, Key=f"{base}/{item.path}")["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == item.sha256, item.path
+    manifest = json.loads(
+        aws.s3.get_object(Bucket=bucket, Key=f"{base}/manifest.json")["Body"].read()
+    )
+    assert manifest["build"] == artifacts.build
+
+
+def test_redeploy_updates_the_job_in_place(aws, artifacts, bucket, glue_role):
+    add_update_job_shim(aws.glue)
+    job = unique("tpch")
+    options = GlueJobOptions(job_name=job, role=glue_role, bucket=bucket)
+    deploy_glue_job(aws, artifacts, options)
+    calls = record_calls(aws.glue)
+
+    changed = GlueJobOptions(
+        job_name=job,
+        role=glue_role,
+        bucket=bucket,
+        glue_version="6.0",
+        worker_type="G.2X",
+        workers=5,
+        connections=("rds-vpc",),
+    )
+    again = deploy_glue_job(aws, artifacts, changed)
+
+    expected = expected_glue_definition(bucket, artifacts, glue_role) | {
+        "GlueVersion": "6.0",
+        "WorkerType": "G.2X",
+        "NumberOfWorkers": 5,
+        "Connections": {"Connections": ["rds-vpc"]},
+    }
+    assert again.action == "updated"
+    assert calls == [
+        ("GetJob", {"JobName": job}),
+        ("UpdateJob", {"JobName": job, "JobUpdate": expected}),
+    ]
+    assert again.uploaded.uploaded == 1 and again.uploaded.unchanged == len(artifacts.files)
+    names = aws.glue.list_jobs()["JobNames"]
+    assert names.count(job) == 1
+    stored = aws.glue.get_job(JobName=job)["Job"]
+    assert (stored["GlueVersion"], stored["NumberOfWorkers"]) == ("6.0", 5)
+
+
+def test_deploy_refuses_to_overwrite_a_job_that_is_not_ours(aws, artifacts, bucket, glue_role):
+    job = unique("someone-elses")
+    aws.glue.create_job(
+        Name=job, Role=glue_role, Command={"Name": "glueetl", "ScriptLocation": "s3://x/etl.py"}
+    )
+    with pytest.raises(DeployError, match=rf"Glue job {job} exists but is not a Sluiceway job"):
+        deploy_glue_job(aws, artifacts, GlueJobOptions(job_name=job, role=glue_role, bucket=bucket))
+    assert aws.glue.get_job(JobName=job)["Job"]["Command"]["ScriptLocation"] == "s3://x/etl.py"
+
+
+def test_deploy_glue_run_wait_follows_starting_running_succeeded(
+    run_cli, artifacts, bucket, glue_role
+):
+    job = unique("tpch")
+    # moto's state manager: each GetJobRun counts; two of them move the run one state on.
+    with glue_run_transition({"progression": "manual", "times": 2}):
+        code, out, err = run_cli(
+            "deploy", "glue", "--artifacts", str(artifacts.root), "--job-name", job,
+            "--role", glue_role, "--bucket", bucket, "--run", "--wait", "--poll-seconds", "0.01",
+        )  # fmt: skip
+    assert code == 0, err
+    assert f"==> Glue job {job} created" in out
+    assert "STARTING -> RUNNING -> SUCCEEDED" in out
+    assert "SUCCEEDED in" in out
+
+
+def test_deploy_glue_failed_run_prints_the_error_and_the_driver_log_tail(
+    aws, run_cli, artifacts, bucket, glue_role
+):
+    job = unique("tpch")
+    real_glue = boto3.client("glue")
+    scripted = ScriptedRuns(
+        real_glue,
+        "get_job_run",
+        [("RUNNING", {}), ("FAILED", {"ErrorMessage": "SystemExit: 1"})],
+    )
+    aws._cache["glue"] = scripted
+    log_lines = ["INFO starting", "sluiceway: error: tables.orders: connection refused"]
+
+    real_start = real_glue.start_job_run
+
+    def start_and_log(**kwargs):
+        response = real_start(**kwargs)
+        logs = boto3.client("logs")
+        group, stream = "/aws-glue/jobs/error", response["JobRunId"]
+        now_ms = int(time.time() * 1000)  # CloudWatch (and moto) drop events older than 14 days
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+            logs.create_log_group(logGroupName=group)
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName=stream,
+            logEvents=[{"timestamp": now_ms + i, "message": m} for i, m in enumerate(log_lines)],
+        )
+        return response
+
+    real_glue.start_job_run = start_and_log  # the "run" writes its driver log, as Glue would
+    code, out, err = run_cli(
+        "deploy", "glue", "--artifacts", str(artifacts.root), "--job-name", job,
+        "--role", glue_role, "--bucket", bucket, "--run", "--wait", "--poll-seconds", "0.01",
+    )  # fmt: skip
+    assert code == 1
+    assert "RUNNING -> FAILED" in out
+    assert "FAILED after" in err and "SystemExit: 1" in err
+    assert "sluiceway: error: tables.orders: connection refused" in err
+    assert scripted.polls == 2
+
+
+# ---------------------------------------------------------------------------------------
+# EMR Serverless
+
+
+def expected_start_job_run(bucket, artifacts, app_id, role, token) -> dict:
+    base = base_uri(bucket, artifacts)
+    python = "/usr/bin/python3.11"
+    return {
+        "applicationId": app_id,
+        "clientToken": token,
+        "executionRoleArn": role,
+        "name": "sluiceway-tpch_demo",
+        "jobDriver": {
+            "sparkSubmit": {
+                "entryPoint": f"{base}/jobs/emr_batch.py",
+                "entryPointArguments": ["--spec", f"{base}/pipelines/tpch_demo.toml"],
+                "sparkSubmitParameters": (
+                    f"--py-files {base}/sluiceway-{artifacts.version}.zip "
+                    f"--jars {base}/jars/postgresql-42.7.14.jar,{base}/jars/mysql-connector-j-9.7.0.jar "
+                    f"--conf spark.emr-serverless.driverEnv.PYSPARK_PYTHON={python} "
+                    f"--conf spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON={python} "
+                    f"--conf spark.executorEnv.PYSPARK_PYTHON={python} "
+                    "--conf spark.emr-serverless.driverEnv.TZ=UTC "
+                    "--conf spark.executorEnv.TZ=UTC"
+                ),
+            }
+        },
+        "configurationOverrides": {
+            "monitoringConfiguration": {
+                "s3MonitoringConfiguration": {"logUri": f"s3://{bucket}/sluiceway/emr-logs/"}
+            }
+        },
+        "executionTimeoutMinutes": 120,
+        "tags": {"sluiceway:pipeline": "tpch_demo", "sluiceway:build": artifacts.name},
+    }
+
+
+def delete_application(app_id: str) -> None:
+    # moto_server outlives the session; only a stopped application can be deleted.
+    emr = boto3.client("emr-serverless")
+    emr.stop_application(applicationId=app_id)
+    emr.delete_application(applicationId=app_id)
+
+
+def applications_named(aws, name: str) -> list[dict]:
+    pages = aws.emr.get_paginator("list_applications").paginate()
+    return [a for page in pages for a in page["applications"] if a["name"] == name]
+
+
+@pytest.fixture
+def emr_app(aws):
+    app_id = aws.emr.create_application(
+        name=unique("sluiceway"), releaseLabel="emr-7.11.0", type="SPARK"
+    )["applicationId"]
+    yield app_id
+    delete_application(app_id)
+
+
+def test_submit_emr_sends_the_exact_start_job_run_request(
+    aws, artifacts, bucket, emr_role, emr_app
+):
+    calls = record_calls(aws.emr)
+    submission = submit_emr_job(
+        aws,
+        artifacts,
+        EmrSubmitOptions(application=emr_app, role=emr_role, bucket=bucket, client_token="retry-1"),
+    )
+
+    expected = expected_start_job_run(bucket, artifacts, emr_app, emr_role, "retry-1")
+    assert [c for c in calls if c[0] == "StartJobRun"] == [("StartJobRun", expected)]
+    stored = aws.emr.get_job_run(applicationId=emr_app, jobRunId=submission.run_id)["jobRun"]
+    assert stored["jobDriver"] == expected["jobDriver"]
+    assert stored["configurationOverrides"] == expected["configurationOverrides"]
+    assert stored["executionRole"] == emr_role
+    assert stored["executionTimeoutMinutes"] == 120
+
+
+def test_each_submit_gets_its_own_client_token_unless_one_is_given(
+    aws, artifacts, bucket, emr_role, emr_app
+):
+    calls = record_calls(aws.emr)
+    options = EmrSubmitOptions(application=emr_app, role=emr_role, bucket=bucket)
+    submit_emr_job(aws, artifacts, options)
+    submit_emr_job(aws, artifacts, options)
+    retry = EmrSubmitOptions(application=emr_app, role=emr_role, bucket=bucket, client_token="t-42")
+    submit_emr_job(aws, artifacts, retry)
+    submit_emr_job(aws, artifacts, retry)
+    # moto does not implement clientToken idempotency, so only what we send is checked here:
+    # a new token per submission, and the same token whenever a submission is retried.
+    tokens = [params["clientToken"] for op, params in calls if op == "StartJobRun"]
+    assert tokens[0] != tokens[1] and tokens[0].startswith("sluiceway-")
+    assert tokens[2:] == ["t-42", "t-42"]
+
+
+def test_submit_emr_creates_the_application_on_demand_once(aws, artifacts, bucket, emr_role):
+    name = unique("sluiceway-app")
+    options = EmrSubmitOptions(
+        application=name, role=emr_role, bucket=bucket, create_application=True
+    )
+    first = submit_emr_job(aws, artifacts, options)
+    try:
+        second = submit_emr_job(aws, artifacts, options)
+        assert first.application.created and not second.application.created
+        assert first.application.id == second.application.id
+        apps = applications_named(aws, name)  # all pages: moto_server keeps earlier runs' apps
+        assert len(apps) == 1
+        app = aws.emr.get_application(applicationId=apps[0]["id"])["application"]
+        assert (app["releaseLabel"], app["type"].upper()) == ("emr-7.11.0", "SPARK")
+    finally:
+        delete_application(first.application.id)
+
+
+@pytest.mark.parametrize(
+    ("states", "code", "progress"),
+    [
+        (
+            [("SUBMITTED", {}), ("RUNNING", {}), ("SUCCESS", {})],
+            0,
+            "SUBMITTED -> RUNNING -> SUCCESS",
+        ),
+        (
+            [
+                ("RUNNING", {}),
+                ("FAILED", {"stateDetails": "Job failed, please check complete logs"}),
+            ],
+            1,
+            "RUNNING -> FAILED",
+        ),
+    ],
+)
+def test_submit_emr_follows_the_run_and_on_failure_prints_the_driver_log_tail(
+    aws, run_cli, artifacts, bucket, emr_role, emr_app, states, code, progress
+):
+    scripted = ScriptedRuns(boto3.client("emr-serverless"), "get_job_run", states)
+    aws._cache["emr-serverless"] = scripted
+    logs = {
+        "stderr": [f"line {i}" for i in range(100)] + ["SparkUserAppException: exited with 1"],
+        "stdout": ["summary...", "sluiceway: error: tables.orders: boom"],
+    }
+    real_start = scripted.start_job_run
+
+    def start_and_log(**kwargs):  # the "run" writes its driver logs, as EMR Serverless would
+        response = real_start(**kwargs)
+        for stream, lines in logs.items():
+            uri = driver_log_uri(
+                f"s3://{bucket}/sluiceway/emr-logs/",
+                kwargs["applicationId"],
+                response["jobRunId"],
+                stream,
+            )
+            key = uri.removeprefix(f"s3://{bucket}/")
+            body = gzip.compress(("\n".join(lines) + "\n").encode())
+            boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+        return response
+
+    scripted._real.start_job_run = start_and_log
+    rc, out, err = run_cli(
+        "submit", "emr", "--artifacts", str(artifacts.root), "--application", emr_app,
+        "--role", emr_role, "--bucket", bucket, "--poll-seconds", "0.01",
+    )  # fmt: skip
+
+    assert rc == code, err
+    assert progress in out
+    if code == 0:
+        assert "SUCCESS in" in out and "last 40 lines" not in err
+    else:
+        assert "FAILED after" in err and "Job failed, please check complete logs" in err
+        assert "--- last 40 lines of s3://" in err and "SPARK_DRIVER/stderr.gz ---" in err
+        assert "  SparkUserAppException: exited with 1" in err
+        assert "line 60\n" not in err and "line 61\n" in err  # the tail, not the whole log
+        assert "--- last 2 lines of s3://" in err and "SPARK_DRIVER/stdout.gz ---" in err
+        assert "  sluiceway: error: tables.orders: boom" in err
+
+
+# ---------------------------------------------------------------------------------------
+# Missing bucket, role or application: one clear error each, nothing created
+
+
+def job_runs(aws, app_id: str) -> list:
+    # moto answers ResourceNotFound for an application that has never had a run.
+    try:
+        return aws.emr.list_job_runs(applicationId=app_id)["jobRuns"]
+    except aws.emr.exceptions.ResourceNotFoundException:
+        return []
+
+
+@pytest.mark.parametrize(
+    ("platform", "missing"),
+    [
+        ("glue", "bucket"),
+        ("glue", "role"),
+        ("emr", "bucket"),
+        ("emr", "role"),
+        ("emr", "application"),
+    ],
+)
+def test_missing_resources_give_one_clear_error_and_create_nothing(
+    aws, run_cli, artifacts, bucket, glue_role, emr_role, emr_app, platform, missing
+):
+    name = unique("missing")
+    use_bucket = name if missing == "bucket" else bucket
+    role = name if missing == "role" else (glue_role if platform == "glue" else emr_role)
+    if platform == "glue":
+        argv = ["deploy", "glue", "--artifacts", str(artifacts.root), "--job-name", name,
+                "--role", role, "--bucket", use_bucket]  # fmt: skip
+    else:
+        app = name if missing == "application" else emr_app
+        argv = ["submit", "emr", "--artifacts", str(artifacts.root), "--application", app,
+                "--role", role, "--bucket", use_bucket]  # fmt: skip
+    runs_before = job_runs(aws, emr_app)
+
+    code, out, err = run_cli(*argv)
+
+    expected = {
+        "bucket": f"sluiceway: error: S3 bucket {name} does not exist (create it first)",
+        "role": f"sluiceway: error: IAM role {name} does not exist",
+        "application": f"sluiceway: error: EMR Serverless application {name} not found "
+        "(add --create-application to create it with release emr-7.11.0)",
+    }[missing]
+    errors = [line for line in err.splitlines() if line.startswith("sluiceway: error:")]
+    assert code == 1
+    assert len(errors) == 1 and errors[0].startswith(expected), err
+    assert "Traceback" not in err
+    if platform == "glue":
+        assert name not in aws.glue.list_jobs()["JobNames"]
+    assert job_runs(aws, emr_app) == runs_before
+    listed = aws.s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0)
+    assert listed == 0  # nothing uploaded before the checks passed
+
+
+def test_unreachable_aws_endpoint_is_one_clear_error(monkeypatch, capsys, artifacts):
+    # A closed local port: botocore's retries fail fast on connection refused.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    code = cli.main(
+        ["submit", "emr", "--artifacts", str(artifacts.root), "--application", "a",
+         "--role", "r", "--bucket", "b"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("sluiceway: error:")]
+    assert code == 1 and len(errors) == 1, err
+    assert errors[0].startswith(
+        "sluiceway: error: S3 bucket b: Could not connect to the endpoint URL"
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The job reads its spec from S3 (--spec s3://...)
+
+
+def test_jobs_read_their_spec_from_s3(aws, bucket):
+    text = DEMO_SPEC.read_text()
+    aws.s3.put_object(Bucket=bucket, Key="specs/tpch_demo.toml", Body=text.encode())
+
+    spec = read_spec_location(f"s3://{bucket}/specs/tpch_demo.toml", output_root="s3://lake/x")
+
+    assert spec.name == "tpch_demo" and spec.source_file == f"s3://{bucket}/specs/tpch_demo.toml"
+    assert spec.output_root == "s3://lake/x"
+    assert [t.name for t in spec.tables] == ["nation", "customer", "orders", "lineitem"]
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        (
+            "{bucket}/specs/missing.toml",
+            "s3://{bucket}/specs/missing.toml: cannot read spec: NoSuchKey",
+        ),
+        (
+            "no-such-bucket-{bucket}/x.toml",
+            "s3://no-such-bucket-{bucket}/x.toml: cannot read spec: NoSuchBucket",
+        ),
+        ("{bucket}", "s3://{bucket}: not an s3://bucket/key URI"),
+    ],
+)
+def test_an_unreadable_spec_location_is_one_clear_error(bucket, where, message):
+    with pytest.raises(SpecError) as caught:
+        read_spec_location("s3://" + where.format(bucket=bucket))
+    assert str(caught.value) == message.format(bucket=bucket)

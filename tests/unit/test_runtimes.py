@@ -1,0 +1,58 @@
+"""runtimes.glue stand-ins and runtimes.batch's argument handling, on the test session."""
+
+from __future__ import annotations
+
+import pytest
+
+from sluiceway.errors import SluicewayError
+from sluiceway.runtimes.batch import parse_flag, run_batch_job
+from sluiceway.runtimes.glue import (
+    LocalGlueContext,
+    LocalJob,
+    glue_context,
+    glue_job,
+    glue_jvm_available,
+)
+
+
+def test_without_glue_jvm_classes_the_stand_ins_wrap_the_running_session(spark):
+    assert not glue_jvm_available(spark.sparkContext)
+    context = glue_context(spark.sparkContext)
+    assert isinstance(context, LocalGlueContext)
+    assert context.spark_session is spark and context.sparkSession is spark
+    job = glue_job(context)
+    assert isinstance(job, LocalJob) and not job.isInitialized()
+
+
+def test_glue_jvm_check_finds_a_class_that_is_on_the_classpath(spark, monkeypatch):
+    # The same Py4J lookup, pointed at a class every JVM has, must answer True.
+    monkeypatch.setattr("sluiceway.runtimes.glue.GLUE_CONTEXT_CLASS", "java.lang.String")
+    assert glue_jvm_available(spark.sparkContext)
+
+
+def test_local_job_commit_needs_init_like_glues():
+    job = LocalJob(object())  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="before Job.init"):
+        job.commit()
+    job.init("nightly", {"spec": "s3://b/k.toml"})
+    job.commit()
+    assert job.committed and job.job_name == "nightly"
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("False", False), (True, True)])
+def test_parse_flag_accepts_glue_strings_and_booleans(value, expected):
+    assert parse_flag(value, "full_refresh") is expected
+
+
+def test_parse_flag_rejects_anything_else():
+    with pytest.raises(SluicewayError, match="job argument full_refresh: expected true or false"):
+        parse_flag("yes", "full_refresh")
+
+
+def test_run_batch_job_reports_a_bad_spec_as_one_line_and_status_1(spark, tmp_path, capsys):
+    status = run_batch_job(spark, str(tmp_path / "missing.toml"))
+    out, err = capsys.readouterr()
+    assert status == 1 and out == ""
+    assert err.splitlines() == [
+        f"sluiceway: error: {tmp_path / 'missing.toml'}: cannot read spec: No such file or directory"
+    ]
