@@ -54,6 +54,18 @@ JDBC_JARS: tuple[Jar, ...] = (
 )
 
 
+# Redshift's JDBC driver, for the `redshift` sink's statements. Its AWS SDK dependencies only
+# serve IAM authentication; password (or Secrets Manager) logins need the jar alone.
+REDSHIFT_JARS: tuple[Jar, ...] = (
+    Jar(
+        "com.amazon.redshift",
+        "redshift-jdbc42",
+        "2.3.0",
+        "133009e292b583654c45e37bce15947d4e17a60a5804f730cb8abd22320b4295",
+    ),
+)
+
+
 def cache_dir() -> Path:
     """Where fetched jars live: $SLUICEWAY_CACHE/jars, else ~/.cache/sluiceway/jars."""
     root = os.environ.get("SLUICEWAY_CACHE") or Path.home() / ".cache" / "sluiceway"
@@ -61,7 +73,7 @@ def cache_dir() -> Path:
 
 
 def required_jars() -> tuple[Jar, ...]:
-    return JDBC_JARS
+    return JDBC_JARS + REDSHIFT_JARS
 
 
 def local_jar_paths() -> list[Path]:

@@ -24,6 +24,7 @@ COMPRESSIONS = ("snappy", "zstd", "gzip", "lz4", "none", "uncompressed")
 # Identifiers from the spec end up in SQL; only plain names are accepted, then quoted.
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+IDENTIFIER = _IDENTIFIER  # public: the SQL sinks validate names with the same rule
 
 
 @dataclass(frozen=True)
