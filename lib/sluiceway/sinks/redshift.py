@@ -135,10 +135,14 @@ def write_redshift(
     order_by: Sequence[str] = (),
     staging_uri: str,
     iam_role: str,
+    copy_uri: str | None = None,
     where: str = "",
     load_staging: StageLoader | None = None,
 ) -> LoadResult:
     """Load `df` into `table` (see module doc).
+
+    Spark writes the staged Parquet under `staging_uri`; Redshift reads it from `copy_uri`
+    (default: `staging_uri` with `s3a://` spelled `s3://`).
 
     `load_staging` replaces COPY (tests run the merge on PostgreSQL, which has no COPY from
     S3): the staging table is then a regular table, created and filled before the merge
@@ -161,7 +165,10 @@ def write_redshift(
     ddl = ddl_statements(plan, df.schema, table, DIALECT, key)
     staging = f"_slw_stage_{secrets.token_hex(6)}"
     prefix = f"{staging_uri.rstrip('/')}/{table}/{staging}/"
-    copy = copy_statement(staging, prefix, iam_role) if load_staging is None else ""
+    copy = ""
+    if load_staging is None:
+        copy_root = copy_uri or re.sub(r"^s3a://", "s3://", staging_uri)
+        copy = copy_statement(staging, f"{copy_root.rstrip('/')}/{table}/{staging}/", iam_role)
     if ddl:
         log.info("%s: %s", where, "; ".join(ddl))
         runner.run(ddl)
