@@ -217,3 +217,91 @@ def test_table_name_with_sql_in_it_is_refused_before_any_statement(spark, pg_con
         write_jdbc(spark, batch, _source(pg_conn_info), "x; drop table y", mode="append")
     with pytest.raises(SinkError, match="is not a plain identifier"):
         DIALECTS["postgresql"].quote_part('serve" --')
+
+
+def test_pipeline_loads_each_runs_rows_into_the_serving_table(
+    spark, pg_conn_info, mysql_conn_info, tmp_path
+):
+    from sluiceway import pipeline
+    from sluiceway.spec import load_spec
+
+    from .dbs import write_spec
+
+    pg_conn_info.execute(
+        "DROP TABLE IF EXISTS load_src",
+        "CREATE TABLE load_src (id int PRIMARY KEY, name text, updated_at timestamp NOT NULL)",
+        "INSERT INTO load_src VALUES (1, 'a', '2023-12-31'), (2, 'b', '2024-01-01')",
+    )
+    mysql_conn_info.execute("DROP TABLE IF EXISTS served")
+    import os
+
+    os.environ.setdefault(mysql_conn_info.password_env, mysql_conn_info.password)
+    spec = load_spec(
+        write_spec(
+            tmp_path,
+            pg_conn_info,
+            mysql_conn_info.connection_toml("serving")
+            + """
+[tables.load_src]
+connection = "db"
+table = "load_src"
+primary_key = ["id"]
+incremental_column = "updated_at"
+overlap_minutes = 0
+
+[[tables.load_src.load]]
+kind = "jdbc"
+connection = "serving"
+table = "served"
+""",
+        )
+    )
+
+    first = pipeline.run(spark, spec)
+    pg_conn_info.execute(
+        "UPDATE load_src SET name = 'b2', updated_at = '2024-01-02' WHERE id = 2",
+        "INSERT INTO load_src VALUES (3, 'c', '2024-01-02')",
+    )
+    second = pipeline.run(spark, spec)
+
+    # Row 1 is older than the first run's watermark: the second run neither reads nor loads it.
+    assert [t.loaded[0]["created"] for t in (*first.tables, *second.tables)] == [True, False]
+    assert mysql_conn_info.query("SELECT id, name, _run_id FROM served ORDER BY id") == [
+        (1, "a", first.run_id),
+        (2, "b2", second.run_id),
+        (3, "c", second.run_id),
+    ]
+
+
+def test_cli_refuses_a_load_table_name_with_sql_in_it(tmp_path, pg_conn_info):
+    import subprocess
+    import sys
+
+    from .dbs import write_spec
+
+    spec = write_spec(
+        tmp_path,
+        pg_conn_info,
+        """
+[tables.t]
+table = "load_src"
+
+[[tables.t.load]]
+kind = "jdbc"
+connection = "db"
+table = "x; drop table y"
+""",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "sluiceway.cli", "run", str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"sluiceway: error: {spec}: tables.t.load[0].table: "
+        "'x; drop table y' is not a plain [schema.]table name"
+    ]
+    assert not (tmp_path / "out").exists()
