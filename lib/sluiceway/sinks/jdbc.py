@@ -35,6 +35,7 @@ from sluiceway.sinks.sql import (
     columns_query,
     ddl_statements,
     drop_quietly,
+    located,
     plan_schema,
     select_columns,
     split_name,
@@ -129,39 +130,40 @@ def write_jdbc(
 ) -> LoadResult:
     """Load `df` into `table` through a staging table and one transaction (see module doc)."""
     where = where or table
-    dialect = DIALECTS[source.dialect.engine]
-    if mode not in LOAD_MODES:
-        raise SinkError(f"{where}: mode must be one of {', '.join(LOAD_MODES)}, got {mode!r}")
-    if mode == "upsert" and not (key and order_by):
-        raise SinkError(f"{where}: upsert needs a key and an order_by (newest row wins)")
-    try:
-        dialect.quote(table)  # validates the name before anything runs
-    except SinkError as exc:
-        raise SinkError(f"{where}: table: {exc}") from exc
-    target = table
-    runner = runner or JvmJdbcRunner(
-        spark,
-        source.url,
-        source.description,
-        {k: v for k, v in source.properties.items() if k != "driver"},
-        driver=source.dialect.driver,
-    )
-    if mode == "upsert":
-        df = df.transform(transforms.dedupe_latest, list(key), list(order_by))
-    sql, params = columns_query(target, dialect)
-    plan = plan_schema(df.schema, to_columns(runner.query(sql, params)), dialect, key, where)
-    ddl = ddl_statements(plan, df.schema, target, dialect, key)
-    if ddl:
-        log.info("%s: %s", where, "; ".join(ddl))
-        runner.run(ddl)
-    staging = staging_name(target)
-    runner.run([create_staging_statement(dialect, target, staging)])
-    try:
-        _write_staging(select_columns(df, plan), source, staging, batch_size, where)
-        runner.transaction(merge_statements(dialect, target, staging, plan.columns, key, mode))
-    finally:
-        drop_quietly(runner, f"DROP TABLE IF EXISTS {dialect.quote(staging)}")
-    return LoadResult(table, mode, tuple(name for name, _ in plan.added), plan.create)
+    with located(where):
+        dialect = DIALECTS[source.dialect.engine]
+        if mode not in LOAD_MODES:
+            raise SinkError(f"{where}: mode must be one of {', '.join(LOAD_MODES)}, got {mode!r}")
+        if mode == "upsert" and not (key and order_by):
+            raise SinkError(f"{where}: upsert needs a key and an order_by (newest row wins)")
+        try:
+            dialect.quote(table)  # validates the name before anything runs
+        except SinkError as exc:
+            raise SinkError(f"{where}: table: {exc}") from exc
+        target = table
+        runner = runner or JvmJdbcRunner(
+            spark,
+            source.url,
+            source.description,
+            {k: v for k, v in source.properties.items() if k != "driver"},
+            driver=source.dialect.driver,
+        )
+        if mode == "upsert":
+            df = df.transform(transforms.dedupe_latest, list(key), list(order_by))
+        sql, params = columns_query(target, dialect)
+        plan = plan_schema(df.schema, to_columns(runner.query(sql, params)), dialect, key, where)
+        ddl = ddl_statements(plan, df.schema, target, dialect, key)
+        if ddl:
+            log.info("%s: %s", where, "; ".join(ddl))
+            runner.run(ddl)
+        staging = staging_name(target)
+        runner.run([create_staging_statement(dialect, target, staging)])
+        try:
+            _write_staging(select_columns(df, plan), source, staging, batch_size, where)
+            runner.transaction(merge_statements(dialect, target, staging, plan.columns, key, mode))
+        finally:
+            drop_quietly(runner, f"DROP TABLE IF EXISTS {dialect.quote(staging)}")
+        return LoadResult(table, mode, tuple(name for name, _ in plan.added), plan.create)
 
 
 def _write_staging(

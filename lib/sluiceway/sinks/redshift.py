@@ -40,6 +40,7 @@ from sluiceway.sinks.sql import (
     columns_query,
     ddl_statements,
     drop_quietly,
+    located,
     plan_schema,
     select_columns,
     to_columns,
@@ -149,51 +150,52 @@ def write_redshift(
     transaction instead of inside it.
     """
     where = where or table
-    if mode not in LOAD_MODES:
-        raise SinkError(f"{where}: mode must be one of {', '.join(LOAD_MODES)}, got {mode!r}")
-    if mode == "upsert" and not (key and order_by):
-        raise SinkError(f"{where}: upsert needs a key and an order_by (newest row wins)")
-    try:
-        DIALECT.quote(table)
-    except SinkError as exc:
-        raise SinkError(f"{where}: table: {exc}") from exc
-    if mode == "upsert":
-        df = df.transform(transforms.dedupe_latest, list(key), list(order_by))
-    sql, params = columns_query(table, DIALECT)
-    target_columns = to_columns(runner.query(sql, params))
-    plan = plan_schema(df.schema, target_columns, DIALECT, key, where)
-    ddl = ddl_statements(plan, df.schema, table, DIALECT, key)
-    staging = f"_slw_stage_{secrets.token_hex(6)}"
-    prefix = f"{staging_uri.rstrip('/')}/{table}/{staging}/"
-    copy = ""
-    if load_staging is None:
-        copy_root = copy_uri or re.sub(r"^s3a://", "s3://", staging_uri)
-        copy = copy_statement(staging, f"{copy_root.rstrip('/')}/{table}/{staging}/", iam_role)
-    if ddl:
-        log.info("%s: %s", where, "; ".join(ddl))
-        runner.run(ddl)
-        target_columns = to_columns(runner.query(sql, params))
-    plan = ordered_plan(plan, target_columns)
-    fs = HadoopFs(spark)
-    try:
-        _stage_parquet(select_columns(df, plan), prefix, where)
-        merge = merge_statements(table, staging, plan.columns, key, mode)
-        if load_staging is None:
-            create = staging_statements(table, staging, target_columns, plan, temp=True)
-            runner.transaction([*create, copy, *merge, f"DROP TABLE {DIALECT.quote(staging)}"])
-        else:
-            runner.run(staging_statements(table, staging, target_columns, plan, temp=False))
-            try:
-                load_staging(prefix, staging)
-                runner.transaction(merge)
-            finally:
-                drop_quietly(runner, f"DROP TABLE IF EXISTS {DIALECT.quote(staging)}")
-    finally:
+    with located(where):
+        if mode not in LOAD_MODES:
+            raise SinkError(f"{where}: mode must be one of {', '.join(LOAD_MODES)}, got {mode!r}")
+        if mode == "upsert" and not (key and order_by):
+            raise SinkError(f"{where}: upsert needs a key and an order_by (newest row wins)")
         try:
-            fs.delete(prefix)
-        except SPARK_ERRORS as exc:
-            log.warning("%s: could not delete staged Parquet %s: %s", where, prefix, exc)
-    return LoadResult(table, mode, tuple(name for name, _ in plan.added), plan.create)
+            DIALECT.quote(table)
+        except SinkError as exc:
+            raise SinkError(f"{where}: table: {exc}") from exc
+        if mode == "upsert":
+            df = df.transform(transforms.dedupe_latest, list(key), list(order_by))
+        sql, params = columns_query(table, DIALECT)
+        target_columns = to_columns(runner.query(sql, params))
+        plan = plan_schema(df.schema, target_columns, DIALECT, key, where)
+        ddl = ddl_statements(plan, df.schema, table, DIALECT, key)
+        staging = f"_slw_stage_{secrets.token_hex(6)}"
+        prefix = f"{staging_uri.rstrip('/')}/{table}/{staging}/"
+        copy = ""
+        if load_staging is None:
+            copy_root = copy_uri or re.sub(r"^s3a://", "s3://", staging_uri)
+            copy = copy_statement(staging, f"{copy_root.rstrip('/')}/{table}/{staging}/", iam_role)
+        if ddl:
+            log.info("%s: %s", where, "; ".join(ddl))
+            runner.run(ddl)
+            target_columns = to_columns(runner.query(sql, params))
+        plan = ordered_plan(plan, target_columns)
+        fs = HadoopFs(spark)
+        try:
+            _stage_parquet(select_columns(df, plan), prefix, where)
+            merge = merge_statements(table, staging, plan.columns, key, mode)
+            if load_staging is None:
+                create = staging_statements(table, staging, target_columns, plan, temp=True)
+                runner.transaction([*create, copy, *merge, f"DROP TABLE {DIALECT.quote(staging)}"])
+            else:
+                runner.run(staging_statements(table, staging, target_columns, plan, temp=False))
+                try:
+                    load_staging(prefix, staging)
+                    runner.transaction(merge)
+                finally:
+                    drop_quietly(runner, f"DROP TABLE IF EXISTS {DIALECT.quote(staging)}")
+        finally:
+            try:
+                fs.delete(prefix)
+            except SPARK_ERRORS as exc:
+                log.warning("%s: could not delete staged Parquet %s: %s", where, prefix, exc)
+        return LoadResult(table, mode, tuple(name for name, _ in plan.added), plan.create)
 
 
 def _stage_parquet(df: DataFrame, prefix: str, where: str) -> None:

@@ -9,7 +9,8 @@ are validated and written as escaped string literals. Statements run through the
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -363,6 +364,17 @@ class JvmJdbcRunner:
         if self.on_statement:
             self.on_statement(sql)
         stmt.execute(sql)
+
+
+@contextmanager
+def located(where: str) -> Iterator[None]:
+    """Prefix a SinkError raised inside with `where` (the spec file, table and target)."""
+    try:
+        yield
+    except SinkError as exc:
+        if str(exc).startswith(f"{where}:"):
+            raise
+        raise SinkError(f"{where}: {exc}") from exc
 
 
 def drop_quietly(runner: SqlRunner, sql: str) -> None:
