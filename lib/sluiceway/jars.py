@@ -101,6 +101,18 @@ S3A_JARS: dict[str, tuple[Jar, ...]] = {
 }
 
 
+# Redshift's JDBC driver, for the `redshift` sink's statements. Its AWS SDK dependencies only
+# serve IAM authentication; password (or Secrets Manager) logins need the jar alone.
+REDSHIFT_JARS: tuple[Jar, ...] = (
+    Jar(
+        "com.amazon.redshift",
+        "redshift-jdbc42",
+        "2.3.0",
+        "133009e292b583654c45e37bce15947d4e17a60a5804f730cb8abd22320b4295",
+    ),
+)
+
+
 def cache_dir() -> Path:
     """Where fetched jars live: $SLUICEWAY_CACHE/jars, else ~/.cache/sluiceway/jars."""
     root = os.environ.get("SLUICEWAY_CACHE") or Path.home() / ".cache" / "sluiceway"
@@ -108,8 +120,9 @@ def cache_dir() -> Path:
 
 
 def required_jars() -> tuple[Jar, ...]:
-    """The jars a job needs on any platform (uploaded to Glue / EMR): the JDBC drivers."""
-    return JDBC_JARS
+    """The jars a job needs on any platform (uploaded to Glue / EMR): the JDBC drivers,
+    Redshift's among them."""
+    return JDBC_JARS + REDSHIFT_JARS
 
 
 def pyspark_hadoop_version() -> str:

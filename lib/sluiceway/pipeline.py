@@ -18,6 +18,7 @@ from sluiceway import aws, transforms
 from sluiceway.errors import CredentialsError, SluicewayError, StateError, TransformError
 from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
 from sluiceway.sinks.catalog import GlueCatalog
+from sluiceway.sinks.loads import load_connections, write_load
 from sluiceway.sinks.parquet import (
     HadoopFs,
     WriteResult,
@@ -27,8 +28,8 @@ from sluiceway.sinks.parquet import (
 )
 from sluiceway.sinks.s3 import check_s3_locations
 from sluiceway.sources import jdbc
-from sluiceway.sources.credentials import resolve_credentials
-from sluiceway.spec import CatalogTarget, OutputSpec, PipelineSpec, TableSpec, join_path
+from sluiceway.sources.credentials import Credentials, resolve_credentials
+from sluiceway.spec import CatalogTarget, Load, OutputSpec, PipelineSpec, TableSpec, join_path
 from sluiceway.state import StateStore, open_state_store
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class TableReport:
     seconds: float = 0.0
     error: str | None = None
     catalog: dict[str, Any] | None = None  # the Glue table update, when the spec asks for one
+    loaded: list[dict[str, Any]] = field(default_factory=list)  # SQL load targets
 
 
 @dataclass
@@ -166,11 +168,19 @@ def run(
         # Everything that can fail without touching data fails here, before the first read.
         salt = _hash_salt(spec)
         used = {t.connection for t in spec.tables if selected is None or t.name in selected}
+        items: tuple[TableSpec | OutputSpec, ...] = (*spec.tables, *spec.outputs)
+        loads = [
+            load
+            for item in items
+            if selected is None or item.name in selected
+            for load in item.load
+        ]
+        credentials = {
+            name: resolve_credentials(spec.connections[name])
+            for name in used | load_connections(tuple(loads))
+        }
         sources = {
-            name: jdbc.jdbc_source(
-                spec.connections[name], resolve_credentials(spec.connections[name])
-            )
-            for name in used
+            name: jdbc.jdbc_source(spec.connections[name], credentials[name]) for name in used
         }
         # A missing, denied or unreachable bucket fails here, before the source is read.
         check_s3_locations(_locations(spec, selected))
@@ -188,6 +198,7 @@ def run(
                 salt,
                 full_refresh,
                 report,
+                credentials,
             )
             if item.rows_read:
                 changed.add(table.name)
@@ -196,7 +207,9 @@ def run(
         for output in spec.outputs:
             if selected is not None and output.name not in selected:
                 continue
-            item = _run_output(spark, spec, output, run_id, changed, full_refresh, report)
+            item = _run_output(
+                spark, spec, output, run_id, changed, full_refresh, report, credentials
+            )
             if item.status == "written":
                 changed.add(output.name)
             if on_table:
@@ -281,6 +294,7 @@ def _run_table(
     salt: str | None,
     full_refresh: bool,
     report: RunReport,
+    credentials: Mapping[str, Credentials] | None = None,
 ) -> TableReport:
     where = f"{spec.source_file}: tables.{table.name}"
     started = time.monotonic()
@@ -316,6 +330,8 @@ def _run_table(
             dedupe=_may_repeat_keys(table, plan),
         )
         _write_table(spark, spec, table, built, full_refresh, item, where)
+        # Loads run before the watermark moves: a failed load is retried by the next run.
+        _run_loads(spark, spec, table.load, table.sink.path, run_id, credentials, item, where)
         if plan.watermark_after is not None:
             store.write_json(
                 _table_state_key(spec, table.name),
@@ -449,6 +465,7 @@ def _run_output(
     changed: set[str],
     full_refresh: bool,
     report: RunReport,
+    credentials: Mapping[str, Credentials] | None = None,
 ) -> TableReport:
     where = f"{spec.source_file}: outputs.{output.name}"
     started = time.monotonic()
@@ -502,6 +519,7 @@ def _run_output(
                 where,
             )
         item.partitions = [dict(p) for p in result.partitions]
+        _run_loads(spark, spec, output.load, output.sink.path, run_id, credentials, item, where)
         item.status = "written"
         log.info(
             "%s: rebuilt %d rows into %d partitions",
@@ -515,3 +533,29 @@ def _run_output(
         raise
     finally:
         item.seconds = round(time.monotonic() - started, 3)
+
+
+def _run_loads(
+    spark: SparkSession,
+    spec: PipelineSpec,
+    loads: tuple[Load, ...],
+    path: str,
+    run_id: str,
+    credentials: Mapping[str, Credentials] | None,
+    item: TableReport,
+    where: str,
+) -> None:
+    """Load what this run wrote at `path` into each SQL target.
+
+    Append and upsert take the rows this run wrote (`_run_id`, when the dataset has audit
+    columns); overwrite, or a dataset without them, takes the whole dataset.
+    """
+    for load in loads:
+        try:
+            df = spark.read.parquet(path)
+        except SPARK_ERRORS as exc:
+            raise SluicewayError(f"{where}: reading {path}: {describe_spark_error(exc)}") from exc
+        if load.mode != "overwrite" and "_run_id" in df.columns:
+            df = df.filter(F.col("_run_id") == run_id)
+        result = write_load(spark, df, load, spec.connections, credentials or {}, where)
+        item.loaded.append({"kind": load.kind, **asdict(result)})

@@ -16,16 +16,20 @@ from typing import Any
 from sluiceway.errors import SpecError, TransformError
 from sluiceway.transforms import QualityRule, resolve_transform
 
-ENGINES = ("postgresql", "mysql")
+ENGINES = ("postgresql", "mysql", "redshift")
+SOURCE_ENGINES = ("postgresql", "mysql")  # a redshift connection is a load target only
 SPLIT_STRATEGIES = ("range", "quantiles")
 TABLE_WRITE_MODES = ("merge", "overwrite_partitions", "overwrite")
 OUTPUT_WRITE_MODES = ("overwrite", "overwrite_partitions")
+LOAD_KINDS = ("jdbc", "redshift")
+LOAD_MODES = ("append", "overwrite", "upsert")
 COMPRESSIONS = ("snappy", "zstd", "gzip", "lz4", "none", "uncompressed")
 # Identifiers from the spec end up in SQL; only plain names are accepted, then quoted.
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Glue keeps database and table names in lower case; Athena wants them plain.
 _CATALOG_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,254}$")
+IDENTIFIER = _IDENTIFIER  # public: the SQL sinks validate names with the same rule
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,43 @@ class CatalogTarget:
 
 
 @dataclass(frozen=True)
+class JdbcLoad:
+    """Load into a PostgreSQL / MySQL table (a serving store) after the Parquet write."""
+
+    connection: str
+    table: str
+    mode: str
+    key: tuple[str, ...]
+    order_by: tuple[str, ...]
+    batch_size: int
+    kind: str = "jdbc"
+
+
+@dataclass(frozen=True)
+class RedshiftLoad:
+    """Load into a Redshift table: staged Parquet, COPY, one MERGE transaction."""
+
+    table: str
+    mode: str
+    key: tuple[str, ...]
+    order_by: tuple[str, ...]
+    via: str  # "jdbc" | "data_api"
+    iam_role: str
+    staging: str  # where Spark writes the staged Parquet
+    copy_uri: str | None  # where Redshift reads it, if spelled differently (s3:// vs s3a://)
+    connection: str | None = None  # via = "jdbc": a connection with engine = "redshift"
+    database: str | None = None  # via = "data_api": the rest
+    cluster_identifier: str | None = None
+    workgroup_name: str | None = None
+    secret_arn: str | None = None
+    db_user: str | None = None
+    kind: str = "redshift"
+
+
+Load = JdbcLoad | RedshiftLoad
+
+
+@dataclass(frozen=True)
 class TableSpec:
     name: str
     connection: str
@@ -84,6 +125,7 @@ class TableSpec:
     audit: bool
     sink: ParquetSink
     catalog: CatalogTarget | None = None
+    load: tuple[Load, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +137,7 @@ class OutputSpec:
     partition_by: tuple[str, ...]
     sink: ParquetSink
     catalog: CatalogTarget | None = None
+    load: tuple[Load, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -245,7 +288,7 @@ def parse_spec(
 
     tables_reader = top.child("tables", top.get("tables", dict, required=True))
     tables = tuple(
-        _parse_table(tables_reader.child(key, value), key, root, connections)
+        _parse_table(tables_reader.child(key, value), key, root, connections, staging)
         for key, value in tables_reader.data.items()
     )
     if not tables:
@@ -258,7 +301,9 @@ def parse_spec(
     for key, value in outputs_reader.data.items():
         if key in known:
             outputs_reader.fail(key, "an output may not share its name with a table")
-        outputs.append(_parse_output(outputs_reader.child(key, value), key, root, known))
+        outputs.append(
+            _parse_output(outputs_reader.child(key, value), key, root, known, connections, staging)
+        )
         known.add(key)
 
     hash_salt_env = pipe.identifier("hash_salt_env")
@@ -392,7 +437,11 @@ def _parse_quality(r: _Reader) -> tuple[QualityRule, ...]:
 
 
 def _parse_table(
-    r: _Reader, name: str, root: str, connections: Mapping[str, Connection]
+    r: _Reader,
+    name: str,
+    root: str,
+    connections: Mapping[str, Connection],
+    staging: str = "_staging",
 ) -> TableSpec:
     if not _NAME.match(name):
         r.fail("", "table names must be plain names (letters, digits, _)")
@@ -412,6 +461,7 @@ def _parse_table(
         "audit",
         "sink",
         "catalog",
+        "load",
     )
     connection = r.get(
         "connection", str, next(iter(connections)) if len(connections) == 1 else None
@@ -420,6 +470,12 @@ def _parse_table(
         r.fail("connection", "is required when the spec has several connections")
     if connection not in connections:
         r.fail("connection", f"unknown connection {connection!r} (have: {', '.join(connections)})")
+    if connections[connection].engine not in SOURCE_ENGINES:
+        r.fail(
+            "connection",
+            f"{connection!r} is a {connections[connection].engine} connection; "
+            f"tables read from {' or '.join(SOURCE_ENGINES)}",
+        )
     table = r.get("table", str)
     query = r.get("query", str)
     if (table is None) == (query is None):
@@ -443,6 +499,7 @@ def _parse_table(
     )
     if sink.mode == "merge" and not primary_key:
         r.fail("sink.mode", "merge needs a primary_key")
+    load = _parse_loads(r, connections, staging, primary_key, (incremental,) if incremental else ())
     return TableSpec(
         name=name,
         connection=connection,
@@ -460,13 +517,21 @@ def _parse_table(
         audit=r.get("audit", bool, True),
         sink=sink,
         catalog=_parse_catalog(r, name),
+        load=load,
     )
 
 
-def _parse_output(r: _Reader, name: str, root: str, known: set[str]) -> OutputSpec:
+def _parse_output(
+    r: _Reader,
+    name: str,
+    root: str,
+    known: set[str],
+    connections: Mapping[str, Connection] | None = None,
+    staging: str = "_staging",
+) -> OutputSpec:
     if not _NAME.match(name):
         r.fail("", "output names must be plain names (letters, digits, _)")
-    r.only("builder", "inputs", "params", "partition_by", "sink", "catalog")
+    r.only("builder", "inputs", "params", "partition_by", "sink", "catalog", "load")
     builder = r.get("builder", str, required=True)
     try:
         resolve_transform(builder)
@@ -493,4 +558,98 @@ def _parse_output(r: _Reader, name: str, root: str, known: set[str]) -> OutputSp
             f"_quarantine/{name}",
         ),
         catalog=_parse_catalog(r, name),
+        load=_parse_loads(r, connections or {}, staging, (), ()),
     )
+
+
+def _table_name(r: _Reader, key: str) -> str:
+    value = r.get(key, str, required=True)
+    parts = value.split(".")
+    if len(parts) > 2 or not all(_IDENTIFIER.match(part) for part in parts):
+        r.fail(key, f"{value!r} is not a plain [schema.]table name")
+    return str(value)
+
+
+def _parse_loads(
+    r: _Reader,
+    connections: Mapping[str, Connection],
+    staging: str,
+    default_key: tuple[str, ...],
+    default_order_by: tuple[str, ...],
+) -> tuple[Load, ...]:
+    """`[[tables.x.load]]` / `[[outputs.x.load]]`: SQL targets loaded after the Parquet write.
+
+    A table's key and order_by default to its primary_key and incremental_column.
+    """
+    loads: list[Load] = []
+    for index, item in enumerate(r.get("load", list, [])):
+        lr = r.child(f"load[{index}]", item)
+        kind = lr.choice("kind", LOAD_KINDS, "")
+        common = ("kind", "table", "mode", "key", "order_by")
+        if kind == "jdbc":
+            lr.only(*common, "connection", "batch_size")
+        else:
+            lr.only(
+                *common,
+                "via",
+                "connection",
+                "iam_role",
+                "staging",
+                "copy_uri",
+                "database",
+                "cluster_identifier",
+                "workgroup_name",
+                "secret_arn",
+                "db_user",
+            )
+        table = _table_name(lr, "table")
+        mode = lr.choice("mode", LOAD_MODES, "upsert" if default_key else "append")
+        key = lr.names("key") or default_key
+        order_by = lr.names("order_by") or default_order_by
+        if mode == "upsert" and not (key and order_by):
+            lr.fail("mode", "upsert needs key and order_by (the newest row of a key wins)")
+        connection = lr.get("connection", str)
+        engines = ("postgresql", "mysql") if kind == "jdbc" else ("redshift",)
+        if connection is not None:
+            if connection not in connections:
+                lr.fail("connection", f"unknown connection {connection!r}")
+            if connections[connection].engine not in engines:
+                lr.fail("connection", f"{connection!r} must be a {' or '.join(engines)} connection")
+        if kind == "jdbc":
+            if connection is None:
+                lr.fail("connection", "is required")
+            loads.append(
+                JdbcLoad(
+                    str(connection), table, mode, key, order_by, lr.positive("batch_size", 10_000)
+                )
+            )
+            continue
+        via = lr.choice("via", ("jdbc", "data_api"), "jdbc")
+        if via == "jdbc" and connection is None:
+            lr.fail("connection", 'is required when via = "jdbc"')
+        database = lr.get("database", str)
+        cluster, workgroup = lr.get("cluster_identifier", str), lr.get("workgroup_name", str)
+        if via == "data_api" and (not database or (cluster is None) == (workgroup is None)):
+            lr.fail(
+                "",
+                'via = "data_api" needs database and one of cluster_identifier or workgroup_name',
+            )
+        loads.append(
+            RedshiftLoad(
+                table=table,
+                mode=mode,
+                key=key,
+                order_by=order_by,
+                via=via,
+                iam_role=lr.get("iam_role", str, required=True),
+                staging=join_path(staging, lr.get("staging", str, "redshift")),
+                copy_uri=lr.get("copy_uri", str),
+                connection=connection,
+                database=database,
+                cluster_identifier=cluster,
+                workgroup_name=workgroup,
+                secret_arn=lr.get("secret_arn", str),
+                db_user=lr.get("db_user", str),
+            )
+        )
+    return tuple(loads)

@@ -56,7 +56,7 @@ def test_unknown_key_is_named_with_its_path():
     assert _error(BASE + 'splt_column = "x"\n') == (
         "x.toml: tables.orders.splt_column: unknown key (expected one of: connection, table, query, "
         "primary_key, split_column, split_strategy, incremental_column, overlap_minutes, hash_columns, "
-        "quality, transforms, partition_by, audit, sink, catalog)"
+        "quality, transforms, partition_by, audit, sink, catalog, load)"
     )
 
 
