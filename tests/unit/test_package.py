@@ -42,7 +42,8 @@ def test_manifest_lists_every_file_with_its_checksum(built):
         "tpch_demo",
     )
     roles = sorted(f["role"] for f in manifest["files"])
-    assert roles == ["emr_entrypoint", "glue_script", "jar", "jar", "pyfiles", "spec", "wheel"]
+    jar_roles = ["jar"] * 3  # the PostgreSQL, MySQL and Redshift drivers travel with the job
+    assert roles == ["emr_entrypoint", "glue_script", *jar_roles, "pyfiles", "spec", "wheel"]
     on_disk = sorted(
         p.relative_to(built.root).as_posix() for p in built.root.rglob("*") if p.is_file()
     )
@@ -50,8 +51,12 @@ def test_manifest_lists_every_file_with_its_checksum(built):
     for item in manifest["files"]:
         data = (built.root / item["path"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == item["sha256"] and len(data) == item["bytes"]
-    jars = {f["coordinate"] for f in manifest["files"] if f["role"] == "jar"}
-    assert jars == {"org.postgresql:postgresql:42.7.14", "com.mysql:mysql-connector-j:9.7.0"}
+    shipped = {f["coordinate"] for f in manifest["files"] if f["role"] == "jar"}
+    assert shipped == {
+        "org.postgresql:postgresql:42.7.14",
+        "com.mysql:mysql-connector-j:9.7.0",
+        "com.amazon.redshift:redshift-jdbc42:2.3.0",
+    }
 
 
 def test_zip_holds_the_package_and_nothing_else(built):
