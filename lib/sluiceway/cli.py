@@ -167,6 +167,7 @@ def _cmd_stream(args: argparse.Namespace) -> int:
 
     spec = load_stream_spec(args.spec, output_root=args.output, checkpoint=args.checkpoint)
     mode = "available_now" if args.available_now else spec.trigger.mode
+    streaming.preflight(spec)  # a missing stream or a dead endpoint fails before Spark starts
     stop = streaming.StopSignal()
     stop.install()  # SIGTERM: finish the running micro-batch, then stop
     print(f"==> {spec.name}: starting Spark ({mode})", flush=True)

@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 EVENT_PARTITIONS = ("event_date", "event_hour")
 DEAD_LETTER_PARTITIONS = ("arrival_date",)
+IDLE_SECONDS = 2.5  # a bounded run ends after this long without data (source polls at 1s)
 _DEDUPE_KEY = "_dedupe_key"
 _INGESTED = "_ingested_at"
 # Record metadata carried beside the payload fields; the valid output keeps it as lineage.
@@ -342,7 +343,8 @@ def run(
                     and query.lastProgress is not None
                 )
                 idle_polls = idle_polls + 1 if waiting else 0
-                if idle_polls >= 3:
+                # Idle for longer than the source waits between two empty probes.
+                if idle_polls * poll_seconds >= IDLE_SECONDS:
                     query.stop()
                     break
         failure = query.exception()
@@ -364,6 +366,7 @@ def run(
 # sources and triggers
 
 READERS = ("python", "aws-kinesis")
+ARRIVAL_SKEW_MS = 2_000
 
 
 def kinesis_options(spec: StreamSpec, *, until_ms: int | None = None) -> kinesis.KinesisOptions:
@@ -383,6 +386,20 @@ def kinesis_options(spec: StreamSpec, *, until_ms: int | None = None) -> kinesis
         max_records_per_batch=source.max_records_per_batch,
         until_ms=until_ms,
     )
+
+
+def preflight(spec: StreamSpec, reader: str = "python") -> None:
+    """Every check that needs no Spark: the stream answers, the capture directory exists."""
+    import os
+
+    if spec.source.kind == "files":
+        path = spec.source.path or ""
+        if "://" not in path and not os.path.isdir(path):
+            raise SourceError(f"{spec.source_file}: source.path: {path} is not a directory")
+        return
+    if reader not in READERS:
+        raise SpecError(f"unknown reader {reader!r}; expected one of {', '.join(READERS)}")
+    kinesis.check_stream(kinesis_options(spec))
 
 
 def run_spec(
@@ -430,8 +447,11 @@ def run_spec(
 
     bounded = mode == "available_now"
     # Spark 4.0/4.1 give Python sources no AvailableNow hook that respects a per-batch
-    # limit: the run is bounded by arrival time instead and stops once it is idle.
-    opts = kinesis_options(spec, until_ms=int(time.time() * 1000) if bounded else None)
+    # limit: the run is bounded by arrival time instead and stops once it is idle. The
+    # bound allows for clock skew between this host and Kinesis, so a record put just
+    # before the start is never left for the next run (one put just after may be taken).
+    until = int(time.time() * 1000) + ARRIVAL_SKEW_MS if bounded else None
+    opts = kinesis_options(spec, until_ms=until)
     kinesis.check_stream(opts)
     register(spark)
     raw = spark.readStream.format(FORMAT).options(**opts.to_options()).load()

@@ -301,13 +301,19 @@ class ProbeResult:
 
 
 def probe(
-    opts: KinesisOptions, client: Any, shard_id: str, pos: dict[str, Any], budget: int
+    opts: KinesisOptions,
+    client: Any,
+    shard_id: str,
+    pos: dict[str, Any],
+    budget: int,
+    closed: bool = False,
 ) -> ProbeResult:
     """How far this shard can be read from `pos` with at most `budget` records.
 
     Reads records only to learn the last sequence number; the executors read them again.
     Stops at the budget, at the tip of the shard, at `until_ms`, or at the end of a
-    closed shard (then the position is marked closed).
+    closed shard (then the position is marked closed). For a shard ListShards reports
+    `closed`, an empty response is not the end: only a response without a next iterator is.
     """
     if pos.get("closed"):
         return ProbeResult(pos, 0)
@@ -333,7 +339,7 @@ def probe(
         if not following:
             return ProbeResult({"seq": last, "closed": True}, count)
         caught_up = response.get("MillisBehindLatest", 0) == 0
-        if len(records) < want and caught_up:
+        if len(records) < want and caught_up and not closed:
             break
         empty = 0 if records else empty + 1
         if empty > 5:  # a long gap of trimmed data: carry on in the next batch

@@ -108,6 +108,7 @@ class KinesisStreamReader(DataSourceStreamReader):
             self._last_probe_found = current != start
             self._position = current
             return current
+        ended = {s["ShardId"] for s in shards if "EndingSequenceNumber" in s["SequenceNumberRange"]}
         budget = max(1, self.opts.max_records_per_batch // len(open_ids))
         with ThreadPoolExecutor(max_workers=min(16, len(open_ids))) as pool:
             results = dict(
@@ -115,7 +116,7 @@ class KinesisStreamReader(DataSourceStreamReader):
                     open_ids,
                     pool.map(
                         lambda sid: kinesis.probe(
-                            self.opts, self._kinesis(), sid, positions[sid], budget
+                            self.opts, self._kinesis(), sid, positions[sid], budget, sid in ended
                         ),
                         open_ids,
                     ),
