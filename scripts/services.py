@@ -912,7 +912,8 @@ class Kinesalite:
     def node(self) -> tuple[Path, Path]:
         node, npm = shutil.which("node"), shutil.which("npm")
         if (node is None or npm is None) and is_root():
-            apt_install(self.name, "nodejs npm")
+            for package in ("nodejs", "npm"):
+                apt_install(self.name, package)
             node, npm = shutil.which("node"), shutil.which("npm")
         if node is None or npm is None:
             raise ServiceError(
