@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Private PostgreSQL and MariaDB servers for local development and the integration tests.
 
-    python3 scripts/services.py start  [postgres|mysql|moto ...]   # install if missing, start
-    python3 scripts/services.py stop   [postgres|mysql|moto ...]
-    python3 scripts/services.py status [postgres|mysql|moto ...]   # exit 3 if any is stopped
-    python3 scripts/services.py env    [postgres|mysql|moto ...]   # shell `export` lines
+    python3 scripts/services.py start  [postgres|mysql|moto|kinesis ...]   # install, start
+    python3 scripts/services.py stop   [postgres|mysql|moto|kinesis ...]
+    python3 scripts/services.py status [postgres|mysql|moto|kinesis ...]   # 3 if any stopped
+    python3 scripts/services.py env    [postgres|mysql|moto|kinesis ...]   # `export` lines
 
 With no server named, the command applies to all. `moto` is moto_server (S3, Glue, EMR
 Serverless, Secrets Manager) on 127.0.0.1:54566, from a private venv under .run/moto.
+`kinesis` is kinesalite (a Kinesis Data Streams API emulator with real sequence numbers,
+shard iterators and resharding) on 127.0.0.1:54567, from a private npm install under
+.run/kinesalite (needs node; installed with apt when missing and run as root).
 Standard library only, Python >= 3.11.
 
 PostgreSQL listens on 127.0.0.1:55432 and MariaDB (MySQL protocol) on 127.0.0.1:53306 (plus
@@ -67,6 +70,8 @@ PG_PORT = 55432 + PORT_OFFSET
 MYSQL_PORT = 53306 + PORT_OFFSET
 MOTO_PORT = 54566 + PORT_OFFSET
 MOTO_PIN = "moto[server]==5.2.5"
+KINESIS_PORT = 54567 + PORT_OFFSET
+KINESALITE_PIN = "kinesalite@3.3.3"
 # Credentials moto accepts; they only ever reach the local endpoint.
 MOTO_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -229,6 +234,14 @@ def env_lines(servers: Sequence[str]) -> list[str]:
     if "moto" in servers:
         # AWS_ENDPOINT_URL is the standard variable: boto3 and the AWS CLI send every call there.
         values |= {"AWS_ENDPOINT_URL": f"http://{HOST}:{MOTO_PORT}", **MOTO_ENV}
+    if "kinesis" in servers:
+        # The service-specific variable wins over AWS_ENDPOINT_URL for Kinesis clients only.
+        endpoint = f"http://{HOST}:{KINESIS_PORT}"
+        values |= {
+            "SLUICEWAY_KINESIS_ENDPOINT": endpoint,
+            "AWS_ENDPOINT_URL_KINESIS": endpoint,
+            **MOTO_ENV,
+        }
     return [f"export {key}={shlex.quote(str(value))}" for key, value in values.items()]
 
 
@@ -863,6 +876,136 @@ class Moto:
 
 
 # --------------------------------------------------------------------------------------------
+# kinesalite (Kinesis Data Streams API)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kinesalite:
+    """kinesalite from a private npm install under .run/kinesalite, streams kept in memory."""
+
+    name: str = "kinesis"
+
+    @property
+    def home(self) -> Path:
+        return RUN / "kinesalite"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "kinesalite.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "kinesalite.log"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        return pid if b"kinesalite" in cmdline else None  # not a recycled pid
+
+    def node(self) -> tuple[Path, Path]:
+        node, npm = shutil.which("node"), shutil.which("npm")
+        if (node is None or npm is None) and is_root():
+            for package in ("nodejs", "npm"):
+                apt_install(self.name, package)
+            node, npm = shutil.which("node"), shutil.which("npm")
+        if node is None or npm is None:
+            raise ServiceError(
+                "kinesalite needs node and npm (e.g. `sudo apt-get install nodejs npm`)"
+            )
+        return Path(node), Path(npm)
+
+    def install(self) -> tuple[Path, Path]:
+        node, npm = self.node()
+        cli = self.home / "node_modules" / "kinesalite" / "cli.js"
+        stamp = self.home / ".pin"
+        if cli.exists() and stamp.exists() and stamp.read_text() == KINESALITE_PIN:
+            return node, cli
+        say(self.name, f"npm install {KINESALITE_PIN} into {self.home}")
+        self.home.mkdir(parents=True, exist_ok=True)
+        # Streams live in memory (memdown): leveldown's native build is never needed.
+        run(
+            [
+                npm,
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--ignore-scripts",
+                "--prefix",
+                self.home,
+                KINESALITE_PIN,
+            ],
+        )
+        stamp.write_text(KINESALITE_PIN)
+        return node, cli
+
+    def start(self) -> None:
+        if self.pid() is not None:
+            say(self.name, f"already running on {HOST}:{KINESIS_PORT}")
+            return
+        if port_open(KINESIS_PORT):
+            raise ServiceError(f"port {KINESIS_PORT} is already taken by another process")
+        node, cli = self.install()
+        with self.log.open("ab") as log:
+            process = subprocess.Popen(
+                # Stream state changes (create, split, merge) take 50 ms instead of 500.
+                [
+                    str(node),
+                    str(cli),
+                    "--port",
+                    str(KINESIS_PORT),
+                    "--createStreamMs",
+                    "50",
+                    "--deleteStreamMs",
+                    "50",
+                    "--updateStreamMs",
+                    "50",
+                    "--shardLimit",
+                    "100",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.home,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(str(process.pid))
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not port_open(KINESIS_PORT):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise ServiceError("kinesalite did not start\n" + log_tail(self.log))
+            time.sleep(0.2)
+        say(self.name, f"ready on {HOST}:{KINESIS_PORT}")
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid is None:
+            say(self.name, "not running")
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.pid_file.unlink(missing_ok=True)
+        say(self.name, "stopped")
+
+    def status(self) -> bool:
+        pid = self.pid()
+        print(
+            f"kinesis: running on {HOST}:{KINESIS_PORT} (kinesalite pid {pid})"
+            if pid
+            else "kinesis: stopped"
+        )
+        return pid is not None
+
+
+# --------------------------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------------------------
 
@@ -873,9 +1016,11 @@ ALIASES = {
     "mysql": "mysql",
     "mariadb": "mysql",
     "moto": "moto",
+    "kinesis": "kinesis",
+    "kinesalite": "kinesis",
 }
-SERVERS = ("postgres", "mysql", "moto")
-USAGE = "usage: services.py start|stop|status|env [postgres|mysql|moto ...]"
+SERVERS = ("postgres", "mysql", "moto", "kinesis")
+USAGE = "usage: services.py start|stop|status|env [postgres|mysql|moto|kinesis ...]"
 
 
 def main(argv: Sequence[str]) -> int:
@@ -893,10 +1038,11 @@ def main(argv: Sequence[str]) -> int:
         print("\n".join(env_lines(wanted)))
         return 0
 
-    factories: dict[str, Callable[[], Postgres | MariaDB | Moto]] = {
+    factories: dict[str, Callable[[], Postgres | MariaDB | Moto | Kinesalite]] = {
         "postgres": postgres,
         "mysql": mariadb,
         "moto": Moto,
+        "kinesis": Kinesalite,
     }
     all_up = True
     try:

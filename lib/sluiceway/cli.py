@@ -169,6 +169,76 @@ def _cmd_demo_mutate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stream(args: argparse.Namespace) -> int:
+    from sluiceway import streaming
+    from sluiceway.runtimes.local import build_local_session
+    from sluiceway.stream_spec import load_stream_spec
+
+    spec = load_stream_spec(args.spec, output_root=args.output, checkpoint=args.checkpoint)
+    mode = "available_now" if args.available_now else spec.trigger.mode
+    streaming.preflight(spec)  # a missing stream or a dead endpoint fails before Spark starts
+    stop = streaming.StopSignal()
+    stop.install()  # SIGTERM: finish the running micro-batch, then stop
+    print(f"==> {spec.name}: starting Spark ({mode})", flush=True)
+    spark = build_local_session(f"sluiceway-{spec.name}", master=args.master)
+    spark.sparkContext.setLogLevel("ERROR")
+
+    def progress(record: dict) -> None:
+        m = record["metrics"]
+        print(
+            f"  batch {record['batch_id']}: {m['records']} records, {m['events']} events, "
+            f"{m['dead_letters']} dead letters, {len(record['files'])} files, "
+            f"{m.get('seconds', 0):.1f}s",
+            flush=True,
+        )
+
+    try:
+        report = streaming.run_spec(spark, spec, mode=mode, stop=stop, on_batch=progress)
+    finally:
+        spark.stop()
+    print(
+        f"==> {spec.name}: {report.status}, {len(report.batches)} batches, "
+        f"{report.total('events')} events, {report.total('dead_letters')} dead letters, "
+        f"{report.seconds:.1f}s (output {spec.sink.path}, dead letters "
+        f"{spec.sink.dead_letter_path}, checkpoint {spec.trigger.checkpoint})"
+    )
+    return 0
+
+
+def _cmd_produce(args: argparse.Namespace) -> int:
+    import os
+
+    from sluiceway.demo import events
+    from sluiceway.sources.kinesis import KinesisOptions
+
+    try:
+        records = events.sample_records(
+            args.count,
+            malformed_share=args.malformed,
+            duplicate_share=args.duplicates,
+            seed=args.seed,
+        )
+    except ValueError as exc:
+        raise SluicewayError(f"produce: {exc}") from exc
+    bad = sum(1 for r in records if r.event_id is None)
+    if args.to_dir:
+        paths = events.write_capture(args.to_dir, records)
+        print(f"==> wrote {len(records)} records ({bad} malformed) in {len(paths)} files")
+        return 0
+    if not args.stream:
+        raise SluicewayError("produce: give --stream NAME (or --to-dir DIR)")
+    endpoint = os.environ.get(args.endpoint_env) if args.endpoint_env else None
+    opts = KinesisOptions(stream=args.stream, region=args.region, endpoint=endpoint)
+    if args.create:
+        events.create_stream(opts, args.create)
+    result = events.put_records(opts, records, rate=args.rate)
+    print(
+        f"==> put {result.records} records ({bad} malformed) into {args.stream} in "
+        f"{result.seconds:.1f}s ({result.records / max(result.seconds, 1e-3):.0f}/s)"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sluiceway", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -212,6 +282,33 @@ def build_parser() -> argparse.ArgumentParser:
     jars_sub.add_parser(
         "classpath", help="print the cached S3A jars for a local driver (--driver-class-path)"
     ).set_defaults(func=_cmd_jars_classpath)
+
+    stream_p = sub.add_parser("stream", help="run a streaming spec with a local Spark")
+    stream_p.add_argument("spec", help="stream spec (TOML)")
+    stream_p.add_argument("--output", help="override the spec's output root")
+    stream_p.add_argument("--checkpoint", help="override the spec's checkpoint location")
+    stream_p.add_argument(
+        "--available-now", action="store_true", help="process what is there, then stop"
+    )
+    stream_p.add_argument("--master", help="Spark master (default local[*])")
+    stream_p.set_defaults(func=_cmd_stream)
+
+    produce_p = sub.add_parser("produce", help="put sample events into a Kinesis stream")
+    produce_p.add_argument("--stream", help="stream name")
+    produce_p.add_argument("--count", type=int, default=1000, help="records to put")
+    produce_p.add_argument("--rate", type=float, help="records per second (default: as fast)")
+    produce_p.add_argument("--malformed", type=float, default=0.0, help="share, 0..1")
+    produce_p.add_argument("--duplicates", type=float, default=0.0, help="share, 0..1")
+    produce_p.add_argument("--seed", type=int, default=0)
+    produce_p.add_argument("--region", help="AWS region (default: boto3's)")
+    produce_p.add_argument(
+        "--endpoint-env",
+        default="SLUICEWAY_KINESIS_ENDPOINT",
+        help="environment variable holding an endpoint URL, if set",
+    )
+    produce_p.add_argument("--create", type=int, metavar="SHARDS", help="create the stream")
+    produce_p.add_argument("--to-dir", help="write capture files here instead of a stream")
+    produce_p.set_defaults(func=_cmd_produce)
 
     demo_p = sub.add_parser("demo", help="TPC-H demo database tools")
     demo_sub = demo_p.add_subparsers(dest="demo_command", required=True)

@@ -1,0 +1,338 @@
+"""The streaming spec: a TOML file parsed once into frozen dataclasses.
+
+A stream spec is its own file (the batch spec's parser stays as it is):
+
+    [pipeline]  name, output                  as in a batch spec
+    [source]    where raw records come from   kind = "kinesis" | "files"
+    [events]    the JSON payload: schema, event id and time, transforms, quality rules
+    [sink]      valid events and dead letters: paths, compression, file sizing
+    [trigger]   interval or available_now, checkpoint location
+
+Errors name the file and the dotted key, like the batch spec's:
+`pipelines/clickstream.toml: source.stream: is required`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql.types import StructType
+
+from sluiceway.errors import SpecError
+from sluiceway.spec import (
+    _IDENTIFIER,
+    _NAME,
+    COMPRESSIONS,
+    TransformStep,
+    _parse_quality,
+    _parse_transforms,
+    _Reader,
+    join_path,
+)
+from sluiceway.transforms import QualityRule
+
+SOURCE_KINDS = ("kinesis", "files")
+STARTING_POSITIONS = ("trim_horizon", "latest")
+TRIGGER_MODES = ("interval", "available_now")
+# Kinesis stream names: 1-128 of [a-zA-Z0-9_.-].
+_STREAM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+# Columns the pipeline adds; a payload field of the same name would be shadowed.
+RESERVED_COLUMNS = ("event_date", "event_hour")
+
+
+@dataclass(frozen=True)
+class StreamSource:
+    kind: str
+    stream: str | None  # kinesis
+    region: str | None
+    endpoint_env: str | None  # environment variable holding an endpoint URL (emulator)
+    starting_position: str
+    max_records_per_batch: int
+    path: str | None  # files: a directory of capture files (JSON lines)
+    max_files_per_batch: int
+
+
+@dataclass(frozen=True)
+class EventsSpec:
+    schema: str  # DDL, validated at parse time
+    event_id: str
+    event_time: str
+    dedupe_minutes: int
+    transforms: tuple[TransformStep, ...]
+    quality: tuple[QualityRule, ...]
+
+
+@dataclass(frozen=True)
+class StreamSink:
+    path: str
+    dead_letter_path: str
+    compression: str
+    target_file_mb: int
+    compact_min_files: int
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    mode: str
+    interval_seconds: int
+    checkpoint: str
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    source_file: str
+    output_root: str
+    source: StreamSource
+    events: EventsSpec
+    sink: StreamSink
+    trigger: TriggerSpec
+
+
+def load_stream_spec(
+    path: str | Path, output_root: str | None = None, checkpoint: str | None = None
+) -> StreamSpec:
+    """Read and validate a stream spec; `output_root`/`checkpoint` override the file's."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"{source}: cannot read spec: {exc.strerror}") from exc
+    return parse_stream_spec(text, source, output_root=output_root, checkpoint=checkpoint)
+
+
+def parse_stream_spec(
+    text: str,
+    source: str = "<spec>",
+    output_root: str | None = None,
+    checkpoint: str | None = None,
+) -> StreamSpec:
+    import tomllib
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{source}: not valid TOML: {exc}") from exc
+    top = _Reader(source, "", data)
+    top.only("pipeline", "source", "events", "sink", "trigger")
+
+    pipe = top.child("pipeline", top.get("pipeline", dict, required=True))
+    pipe.only("name", "output")
+    name = pipe.get("name", str, required=True)
+    if not _NAME.match(name):
+        pipe.fail("name", f"{name!r} must be a plain name (letters, digits, _)")
+    root = output_root or pipe.get("output", str, required=True)
+
+    stream_source = _parse_source(top.child("source", top.get("source", dict, required=True)))
+    events = _parse_events(top.child("events", top.get("events", dict, required=True)))
+    sink = _parse_sink(top.child("sink", top.get("sink", dict, {})), root)
+    trigger = _parse_trigger(top.child("trigger", top.get("trigger", dict, {})), root, name)
+    if checkpoint:
+        trigger = TriggerSpec(trigger.mode, trigger.interval_seconds, checkpoint)
+    return StreamSpec(name, source, root, stream_source, events, sink, trigger)
+
+
+def _parse_source(r: _Reader) -> StreamSource:
+    r.only(
+        "kind",
+        "stream",
+        "region",
+        "endpoint_env",
+        "starting_position",
+        "max_records_per_batch",
+        "path",
+        "max_files_per_batch",
+    )
+    kind = r.choice("kind", SOURCE_KINDS, "kinesis")
+    stream = r.get("stream", str)
+    region = r.get("region", str)
+    path = r.get("path", str)
+    if kind == "kinesis":
+        if stream is None:
+            r.fail("stream", "is required for a kinesis source")
+        if not _STREAM_NAME.match(stream):
+            r.fail(
+                "stream", f"{stream!r} is not a Kinesis stream name (1-128 of A-Z a-z 0-9 _ . -)"
+            )
+        if region is not None and not _REGION.match(region):
+            r.fail("region", f"{region!r} is not an AWS region name like 'us-east-1'")
+        if path is not None:
+            r.fail("path", "only applies to a files source")
+    else:
+        if path is None:
+            r.fail("path", "is required for a files source")
+        for key in ("stream", "region", "endpoint_env"):
+            if key in r.data:
+                r.fail(key, "only applies to a kinesis source")
+    return StreamSource(
+        kind=kind,
+        stream=stream,
+        region=region,
+        endpoint_env=r.identifier("endpoint_env"),
+        starting_position=r.choice("starting_position", STARTING_POSITIONS, "trim_horizon"),
+        max_records_per_batch=r.positive("max_records_per_batch", 100_000),
+        path=path,
+        max_files_per_batch=r.positive("max_files_per_batch", 100),
+    )
+
+
+def _parse_events(r: _Reader) -> EventsSpec:
+    r.only("schema", "event_id", "event_time", "dedupe_minutes", "transforms", "quality")
+    schema_text = r.get("schema", str, required=True)
+    struct = _parse_schema(r, schema_text)
+    fields = {f.name: f.dataType.simpleString() for f in struct.fields}
+    event_id = r.identifier("event_id", required=True) or ""
+    event_time = r.identifier("event_time", required=True) or ""
+    for key, column in (("event_id", event_id), ("event_time", event_time)):
+        if column not in fields:
+            r.fail(key, f"column {column!r} is not in the schema (have: {', '.join(fields)})")
+    if fields[event_time] not in ("timestamp", "timestamp_ntz", "date"):
+        r.fail("event_time", f"column {event_time!r} is {fields[event_time]}, not a timestamp")
+    for column in fields:
+        if column in RESERVED_COLUMNS or column.startswith("_"):
+            r.fail("schema", f"column {column!r} is reserved for the columns the pipeline adds")
+    quality = _parse_quality(r)
+    for index, rule in enumerate(quality):
+        if rule.column not in fields:
+            r.fail(f"quality[{index}].column", f"column {rule.column!r} is not in the schema")
+    dedupe = r.get("dedupe_minutes", int, 10)
+    if dedupe < 0:
+        r.fail("dedupe_minutes", f"must be >= 0, got {dedupe}")
+    return EventsSpec(
+        schema=schema_text,
+        event_id=event_id,
+        event_time=event_time,
+        dedupe_minutes=dedupe,
+        transforms=_parse_transforms(r, "transforms"),
+        quality=quality,
+    )
+
+
+def _parse_schema(r: _Reader, text: str) -> StructType:
+    """Parse DDL without a SparkSession (Spark 3.5 has no public parser that needs none)."""
+    fields: list[tuple[str, str]] = []
+    for part in _split_top_level(text):
+        bits = part.strip().split(None, 1)
+        if len(bits) != 2 or not _IDENTIFIER.match(bits[0]):
+            r.fail("schema", f"cannot read {part.strip()!r}; expected 'name type'")
+        fields.append((bits[0], bits[1].strip()))
+    if not fields:
+        r.fail("schema", "names no columns")
+    names = [n for n, _ in fields]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        r.fail("schema", f"names column(s) twice: {', '.join(duplicates)}")
+    try:
+        return StructType.fromJson(
+            {
+                "type": "struct",
+                "fields": [
+                    {"name": n, "type": _json_type(t), "nullable": True, "metadata": {}}
+                    for n, t in fields
+                ],
+            }
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise r.error("schema", f"unsupported type: {exc}") from exc
+
+
+_SIMPLE_TYPES = {
+    "string": "string",
+    "boolean": "boolean",
+    "int": "integer",
+    "integer": "integer",
+    "bigint": "long",
+    "long": "long",
+    "smallint": "short",
+    "tinyint": "byte",
+    "double": "double",
+    "float": "float",
+    "date": "date",
+    "timestamp": "timestamp",
+    "timestamp_ntz": "timestamp_ntz",
+    "binary": "binary",
+}
+_DECIMAL = re.compile(r"^decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
+
+
+def _json_type(text: str) -> object:
+    """Spark's JSON form of one DDL type; nested types as array<...>, struct<...>, map<...>."""
+    t = text.strip()
+    low = t.lower()
+    if low in _SIMPLE_TYPES:
+        return _SIMPLE_TYPES[low]
+    match = _DECIMAL.match(low)
+    if match:
+        precision, scale = int(match.group(1)), int(match.group(2))
+        if not 0 < precision <= 38 or scale > precision:
+            raise ValueError(f"decimal({precision},{scale}) is out of range")
+        return f"decimal({precision},{scale})"
+    if low.startswith("array<") and low.endswith(">"):
+        return {"type": "array", "elementType": _json_type(t[6:-1]), "containsNull": True}
+    if low.startswith("map<") and low.endswith(">"):
+        key, value = _split_top_level(t[4:-1])
+        return {
+            "type": "map",
+            "keyType": _json_type(key),
+            "valueType": _json_type(value),
+            "valueContainsNull": True,
+        }
+    if low.startswith("struct<") and low.endswith(">"):
+        inner = []
+        for part in _split_top_level(t[7:-1]):
+            name, _, kind = part.partition(":")
+            if not _IDENTIFIER.match(name.strip()) or not kind:
+                raise ValueError(f"struct field {part.strip()!r}: expected 'name:type'")
+            inner.append(
+                {"name": name.strip(), "type": _json_type(kind), "nullable": True, "metadata": {}}
+            )
+        return {"type": "struct", "fields": inner}
+    raise ValueError(f"{t!r}")
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas that are not inside <...> or (...)."""
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for char in text:
+        if char in "<(":
+            depth += 1
+        elif char in ">)":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    if "".join(current).strip():
+        parts.append("".join(current))
+    return parts
+
+
+def _parse_sink(r: _Reader, root: str) -> StreamSink:
+    r.only("path", "dead_letter_path", "compression", "target_file_mb", "compact_min_files")
+    return StreamSink(
+        path=join_path(root, r.get("path", str, "events")),
+        dead_letter_path=join_path(root, r.get("dead_letter_path", str, "_dead_letters")),
+        compression=r.choice("compression", COMPRESSIONS, "zstd"),
+        target_file_mb=r.positive("target_file_mb", 128),
+        compact_min_files=r.positive("compact_min_files", 8),
+    )
+
+
+def _parse_trigger(r: _Reader, root: str, name: str) -> TriggerSpec:
+    r.only("mode", "interval_seconds", "checkpoint")
+    return TriggerSpec(
+        mode=r.choice("mode", TRIGGER_MODES, "interval"),
+        interval_seconds=r.positive("interval_seconds", 30),
+        checkpoint=join_path(root, r.get("checkpoint", str, f"_checkpoints/{name}")),
+    )
+
+
+def event_schema(spec: StreamSpec) -> StructType:
+    """The payload schema as a StructType (already validated when the spec was parsed)."""
+    return _parse_schema(_Reader(spec.source_file, "events", {}), spec.events.schema)

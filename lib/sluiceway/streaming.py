@@ -1,0 +1,459 @@
+"""The streaming job: raw records -> parse -> dedupe -> per micro-batch: check, transform, write.
+
+    prepare(raw, spec)          pure, streaming-safe: parse the JSON payload against the
+                                spec's schema, tag bad records with `_error`, drop repeated
+                                event ids seen within `dedupe_minutes` (Spark keeps the ids
+                                in its checkpointed state)
+    process_batch(...)          per micro-batch (foreachBatch): quality rules, then valid
+                                events through the spec's transforms into Parquet partitioned
+                                by event date/hour, bad records into the dead letters; both
+                                through the batch-id-idempotent sink
+    run(spark, spec, raw, ...)  start the query, wait; AvailableNow, interval, SIGTERM
+
+Exactly once: Spark's checkpoint holds the source offsets and the dedupe state; the sink
+commits each batch id once (sinks/batch_parquet.py), so a batch replayed after a crash
+rewrites the same files instead of adding rows.
+
+The dedupe window is measured on processing time (the micro-batch's timestamp), not on
+event time: a duplicate is dropped when it arrives within `dedupe_minutes` of the first
+copy, and no event is ever dropped for being late.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pyspark.errors import StreamingQueryException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from sluiceway import transforms
+from sluiceway.errors import (
+    CredentialsError,
+    SinkError,
+    SluicewayError,
+    SourceError,
+    SpecError,
+    TransformError,
+)
+from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
+from sluiceway.sinks.batch_parquet import BatchOutput, BatchSink
+from sluiceway.sources import kinesis
+from sluiceway.sources.stream_files import read_aws_kinesis, read_capture_files
+from sluiceway.stream_spec import StreamSpec, event_schema
+from sluiceway.transforms.events import (
+    ERROR_COLUMN,
+    keep_bad_records,
+    keep_good_records,
+    with_event_partitions,
+    with_parsed_payload,
+    with_quality_errors,
+)
+
+log = logging.getLogger(__name__)
+
+EVENT_PARTITIONS = ("event_date", "event_hour")
+DEAD_LETTER_PARTITIONS = ("arrival_date",)
+IDLE_SECONDS = 2.5  # a bounded run ends after this long without data (source polls at 1s)
+_DEDUPE_KEY = "_dedupe_key"
+_INGESTED = "_ingested_at"
+# Record metadata carried beside the payload fields; the valid output keeps it as lineage.
+_METADATA = {
+    "shard_id": "_shard_id",
+    "sequence_number": "_sequence_number",
+    "arrival_time": "_arrival_time",
+}
+
+
+# ---------------------------------------------------------------------------------------
+# build: pure DataFrame composition
+
+
+def prepare(raw: DataFrame, spec: StreamSpec) -> DataFrame:
+    """Parse payloads, tag bad records, and drop repeated event ids (streaming-safe).
+
+    Requires the raw columns (data, stream, shard_id, sequence_number, partition_key,
+    arrival_time). Adds the schema's fields, `_error`, `_ingested_at`.
+    """
+    events = spec.events
+    parsed = raw.transform(
+        with_parsed_payload, "data", event_schema(spec), [events.event_id, events.event_time]
+    )
+    # A bad record has no trustworthy event id; it is keyed by its place in the stream.
+    key = F.when(
+        F.col(ERROR_COLUMN).isNull(),
+        F.concat(F.lit("e:"), F.col(events.event_id).cast("string")),
+    ).otherwise(
+        F.concat_ws(":", F.lit("r"), F.col("stream"), F.col("shard_id"), F.col("sequence_number"))
+    )
+    keyed = parsed.withColumns({_DEDUPE_KEY: key, _INGESTED: F.current_timestamp()})
+    if events.dedupe_minutes == 0:
+        return keyed.drop(_DEDUPE_KEY)
+    return (
+        keyed.withWatermark(_INGESTED, f"{events.dedupe_minutes} minutes")
+        .dropDuplicatesWithinWatermark([_DEDUPE_KEY])
+        .drop(_DEDUPE_KEY)
+    )
+
+
+def with_checks(df: DataFrame, spec: StreamSpec) -> DataFrame:
+    """Apply the spec's quality rules; a failing record gets `_error` "quality: ..."."""
+    return df.transform(transforms.with_quality_failures, list(spec.events.quality)).transform(
+        with_quality_errors
+    )
+
+
+def build_events(
+    good: DataFrame, spec: StreamSpec, *, batch_id: int, processed_at: datetime
+) -> DataFrame:
+    """Valid records -> the spec's transforms -> event date/hour partitions -> audit columns."""
+    fields = event_schema(spec).fieldNames()
+    df = good.select(
+        *[F.col(name) for name in fields],
+        *[F.col(src).alias(dst) for src, dst in _METADATA.items()],
+    )
+    for step in spec.events.transforms:
+        fn = transforms.resolve_transform(step.name)
+        try:
+            df = df.transform(fn, **step.params)
+        except TypeError as exc:
+            raise TransformError(
+                f"{spec.source_file}: events.transforms: {step.name}: {exc}"
+            ) from exc
+    df = df.transform(with_event_partitions, spec.events.event_time)
+    source = f"kinesis:{spec.source.stream}" if spec.source.stream else "files"
+    return df.transform(
+        transforms.with_audit_columns, f"{spec.name}:{batch_id}", processed_at, source
+    )
+
+
+def build_dead_letters(bad: DataFrame) -> DataFrame:
+    """Bad records as dead letters: the raw payload, why, and where it was in the stream."""
+    return bad.select(
+        F.col("data").alias("payload"),
+        F.col(ERROR_COLUMN).alias("error"),
+        F.col("stream"),
+        F.col("shard_id"),
+        F.col("sequence_number"),
+        F.col("partition_key"),
+        F.col("arrival_time"),
+        F.col(_INGESTED),
+        F.to_date(F.coalesce(F.col("arrival_time"), F.col(_INGESTED))).alias("arrival_date"),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# run: one micro-batch, and the query
+
+
+@dataclass
+class StreamReport:
+    pipeline: str
+    status: str = "running"  # "succeeded" | "stopped" | "failed"
+    batches: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+    def total(self, key: str) -> int:
+        return sum(int(b["metrics"].get(key, 0)) for b in self.batches)
+
+
+def open_sink(spark: SparkSession, spec: StreamSpec) -> BatchSink:
+    return BatchSink(
+        spark,
+        f"{spec.trigger.checkpoint.rstrip('/')}/sink",
+        compression=spec.sink.compression,
+        target_file_mb=spec.sink.target_file_mb,
+        compact_min_files=spec.sink.compact_min_files,
+        where=f"{spec.source_file}: sink",
+    )
+
+
+def process_batch(
+    spark: SparkSession, spec: StreamSpec, sink: BatchSink, batch: DataFrame, batch_id: int
+) -> dict[str, Any]:
+    """Write one micro-batch exactly once; returns its commit record."""
+    done = sink.committed(batch_id)
+    if done is not None:
+        # Spark replays a batch it did not mark done; its rows are in already. The plan
+        # still runs so the dedupe state of this batch id is written.
+        batch.write.format("noop").mode("overwrite").save()
+        return done
+    started = time.monotonic()
+    processed_at = datetime.now(UTC)
+    cached = with_checks(batch, spec).persist()
+    try:
+        counts = cached.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.count(F.col(ERROR_COLUMN)).alias("bad"),
+        ).first()
+        assert counts is not None  # an aggregate without grouping returns one row
+        metrics: dict[str, Any] = {
+            "records": int(counts["rows"]),
+            "events": int(counts["rows"]) - int(counts["bad"]),
+            "dead_letters": int(counts["bad"]),
+        }
+        outputs = []
+        if metrics["events"]:
+            good = cached.transform(keep_good_records)
+            events = build_events(good, spec, batch_id=batch_id, processed_at=processed_at)
+            outputs.append(BatchOutput("events", events, spec.sink.path, EVENT_PARTITIONS))
+        if metrics["dead_letters"]:
+            dead = build_dead_letters(cached.transform(keep_bad_records))
+            outputs.append(
+                BatchOutput(
+                    "dead_letters", dead, spec.sink.dead_letter_path, DEAD_LETTER_PARTITIONS
+                )
+            )
+        metrics["seconds"] = 0.0
+        record = sink.write_batch(batch_id, outputs, metrics)
+    finally:
+        cached.unpersist()
+    record["metrics"]["seconds"] = round(time.monotonic() - started, 3)
+    log.info(
+        "batch %d: %d records, %d events, %d dead letters, %d files",
+        batch_id,
+        metrics["records"],
+        metrics["events"],
+        metrics["dead_letters"],
+        len(record["files"]),
+    )
+    return record
+
+
+_ERROR_CLASSES: dict[str, type[SluicewayError]] = {
+    "SourceError": SourceError,
+    "CredentialsError": CredentialsError,
+    "SinkError": SinkError,
+    "TransformError": TransformError,
+    "SpecError": SpecError,
+    "SluicewayError": SluicewayError,
+}
+_RAISED = re.compile(r"(?:sluiceway\.errors\.)?(" + "|".join(_ERROR_CLASSES) + r"): (.+)")
+
+
+def query_error(exc: BaseException, where: str) -> SluicewayError:
+    """The Sluiceway error a failed query carries (raised in a worker or in foreachBatch)."""
+    text = str(exc)
+    found = _RAISED.findall(text)
+    if found:
+        kind, message = found[-1]
+        return _ERROR_CLASSES[kind](message.strip())
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return SourceError(f"{where}: streaming query failed: {lines[0] if lines else exc}")
+
+
+class StopSignal:
+    """Set by SIGTERM (or by hand): the query stops between two micro-batches."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda signum, frame: self.event.set())
+
+
+def start_query(
+    spark: SparkSession,
+    spec: StreamSpec,
+    raw: DataFrame,
+    *,
+    trigger: dict[str, Any],
+    on_batch: Callable[[dict[str, Any]], None] | None = None,
+    report: StreamReport | None = None,
+) -> Any:
+    """Start the streaming query; `trigger` is passed to DataStreamWriter.trigger()."""
+    sink = open_sink(spark, spec)
+    prepared = prepare(raw, spec)
+
+    def each_batch(batch: DataFrame, batch_id: int) -> None:
+        record = process_batch(spark, spec, sink, batch, batch_id)
+        if report is not None:
+            report.batches.append(record)
+        if on_batch is not None:
+            on_batch(record)
+
+    writer = (
+        prepared.writeStream.queryName(f"sluiceway_{spec.name}")
+        .option("checkpointLocation", spec.trigger.checkpoint)
+        .foreachBatch(each_batch)
+        .trigger(**trigger)
+    )
+    try:
+        return writer.start()
+    except SPARK_ERRORS as exc:
+        raise SourceError(
+            f"{spec.source_file}: cannot start the stream: {describe_spark_error(exc)}"
+        ) from exc
+
+
+def run(
+    spark: SparkSession,
+    spec: StreamSpec,
+    raw: DataFrame,
+    *,
+    trigger: dict[str, Any],
+    until_idle: bool = False,
+    stop: StopSignal | None = None,
+    on_batch: Callable[[dict[str, Any]], None] | None = None,
+    poll_seconds: float = 0.2,
+) -> StreamReport:
+    """Run the query until it ends (AvailableNow), goes idle (`until_idle`) or is stopped.
+
+    A stop request (SIGTERM) waits for the running micro-batch to finish, up to the
+    trigger interval plus a minute, then stops the query.
+    """
+    started = time.monotonic()
+    report = StreamReport(spec.name)
+    stop = stop or StopSignal()
+    query = start_query(spark, spec, raw, trigger=trigger, on_batch=on_batch, report=report)
+    idle_polls = 0
+    stop_deadline: float | None = None
+    try:
+        while query.isActive:
+            try:
+                if query.awaitTermination(poll_seconds):
+                    break
+            except StreamingQueryException as exc:
+                raise query_error(exc, spec.source_file) from exc
+            status = query.status
+            busy = bool(status["isTriggerActive"])
+            if stop.event.is_set():
+                if stop_deadline is None:
+                    log.info("%s: stop requested; finishing the running batch", spec.name)
+                    stop_deadline = time.monotonic() + spec.trigger.interval_seconds + 60
+                if not busy or time.monotonic() > stop_deadline:
+                    query.stop()
+                    report.status = "stopped"
+                    break
+            if until_idle:
+                waiting = (
+                    not busy
+                    and not status["isDataAvailable"]
+                    and status["message"].startswith("Waiting for")
+                    and query.lastProgress is not None
+                )
+                idle_polls = idle_polls + 1 if waiting else 0
+                # Idle for longer than the source waits between two empty probes.
+                if idle_polls * poll_seconds >= IDLE_SECONDS:
+                    query.stop()
+                    break
+        failure = query.exception()
+        if failure is not None:
+            raise query_error(failure, spec.source_file)
+        if report.status == "running":
+            report.status = "succeeded"
+        return report
+    except SluicewayError as exc:
+        report.status, report.error = "failed", str(exc)
+        raise
+    finally:
+        if query.isActive:
+            query.stop()
+        report.seconds = round(time.monotonic() - started, 3)
+
+
+# ---------------------------------------------------------------------------------------
+# sources and triggers
+
+READERS = ("python", "aws-kinesis")
+ARRIVAL_SKEW_MS = 2_000
+
+
+def kinesis_options(spec: StreamSpec, *, until_ms: int | None = None) -> kinesis.KinesisOptions:
+    """The Kinesis source settings of a spec; the endpoint comes from `source.endpoint_env`."""
+    import os
+
+    source = spec.source
+    if source.stream is None:
+        raise SpecError(f"{spec.source_file}: source.stream: is required for a kinesis source")
+    endpoint = os.environ.get(source.endpoint_env) if source.endpoint_env else None
+    region = source.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    return kinesis.KinesisOptions(
+        stream=source.stream,
+        region=region,
+        endpoint=endpoint or None,
+        starting_position=source.starting_position,
+        max_records_per_batch=source.max_records_per_batch,
+        until_ms=until_ms,
+    )
+
+
+def preflight(spec: StreamSpec, reader: str = "python") -> None:
+    """Every check that needs no Spark: the stream answers, the capture directory exists."""
+    import os
+
+    if spec.source.kind == "files":
+        path = spec.source.path or ""
+        if "://" not in path and not os.path.isdir(path):
+            raise SourceError(f"{spec.source_file}: source.path: {path} is not a directory")
+        return
+    if reader not in READERS:
+        raise SpecError(f"unknown reader {reader!r}; expected one of {', '.join(READERS)}")
+    kinesis.check_stream(kinesis_options(spec))
+
+
+def run_spec(
+    spark: SparkSession,
+    spec: StreamSpec,
+    *,
+    mode: str | None = None,
+    reader: str = "python",
+    stop: StopSignal | None = None,
+    on_batch: Callable[[dict[str, Any]], None] | None = None,
+) -> StreamReport:
+    """Read the spec's source with `reader` and run the job in `mode` (default: the spec's).
+
+    Readers: "python" (the project's Kinesis data source, Spark >= 4.0) or "aws-kinesis"
+    (EMR's connector). A files source ignores the reader. Every check that needs no data
+    (the stream exists, credentials work, the endpoint answers) runs before the query.
+    """
+    mode = mode or spec.trigger.mode
+    interval = {"processingTime": f"{spec.trigger.interval_seconds} seconds"}
+    if spec.source.kind == "files":
+        assert spec.source.path is not None  # the spec parser requires it
+        raw = read_capture_files(spark, spec.source.path, spec.source.max_files_per_batch)
+        trigger = {"availableNow": True} if mode == "available_now" else interval
+        return run(spark, spec, raw, trigger=trigger, stop=stop, on_batch=on_batch)
+    if reader not in READERS:
+        raise SpecError(f"unknown reader {reader!r}; expected one of {', '.join(READERS)}")
+    if reader == "aws-kinesis":
+        if mode == "available_now":
+            raise SpecError(
+                f"{spec.source_file}: trigger.mode: the aws-kinesis connector does not "
+                'support available_now; use mode = "interval"'
+            )
+        opts = kinesis_options(spec)
+        kinesis.check_stream(opts)
+        raw = read_aws_kinesis(spark, opts)
+        return run(spark, spec, raw, trigger=interval, stop=stop, on_batch=on_batch)
+    major = int(spark.version.split(".")[0])
+    if major < 4:
+        raise SourceError(
+            f"{spec.source_file}: source: the Kinesis source needs Spark >= 4.0 (Python "
+            f"streaming data sources); this is Spark {spark.version}. On EMR use the "
+            "aws-kinesis connector (jobs/emr_stream.py), on Glue jobs/glue_stream.py"
+        )
+    from sluiceway.sources.kinesis_datasource import FORMAT, register
+
+    bounded = mode == "available_now"
+    # Spark 4.0/4.1 give Python sources no AvailableNow hook that respects a per-batch
+    # limit: the run is bounded by arrival time instead and stops once it is idle. The
+    # bound allows for clock skew between this host and Kinesis, so a record put just
+    # before the start is never left for the next run (one put just after may be taken).
+    until = int(time.time() * 1000) + ARRIVAL_SKEW_MS if bounded else None
+    opts = kinesis_options(spec, until_ms=until)
+    kinesis.check_stream(opts)
+    register(spark)
+    raw = spark.readStream.format(FORMAT).options(**opts.to_options()).load()
+    trigger = {"processingTime": "0 seconds"} if bounded else interval
+    return run(spark, spec, raw, trigger=trigger, until_idle=bounded, stop=stop, on_batch=on_batch)

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import pytest
+
+from sluiceway.errors import SpecError
+from sluiceway.stream_spec import event_schema, load_stream_spec, parse_stream_spec
+
+GOOD = """
+[pipeline]
+name = "clicks"
+output = "/data/out"
+
+[source]
+kind = "kinesis"
+stream = "clicks"
+region = "eu-west-1"
+
+[events]
+schema = "event_id string, event_time timestamp, n bigint, tags array<string>, m map<string,int>, s struct<a:int,b:decimal(10,2)>"
+event_id = "event_id"
+event_time = "event_time"
+quality = [{ rule = "not_null", column = "n" }]
+"""
+
+
+def test_example_spec_parses_with_defaults_under_the_output_root():
+    spec = load_stream_spec("pipelines/clickstream.toml", output_root="/o")
+
+    assert spec.source.kind == "kinesis" and spec.source.stream == "sluiceway-clickstream"
+    assert spec.sink.path == "/o/events"
+    assert spec.sink.dead_letter_path == "/o/_dead_letters"
+    assert spec.trigger.checkpoint == "/o/_checkpoints/clickstream"
+    assert spec.events.dedupe_minutes == 10
+
+
+def test_schema_with_nested_types_becomes_a_struct_type():
+    spec = parse_stream_spec(GOOD, "x.toml")
+
+    assert event_schema(spec).simpleString() == (
+        "struct<event_id:string,event_time:timestamp,n:bigint,tags:array<string>,"
+        "m:map<string,int>,s:struct<a:int,b:decimal(10,2)>>"
+    )
+    assert spec.trigger.mode == "interval" and spec.trigger.interval_seconds == 30
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('stream = "clicks"\n', "", "x.toml: source.stream: is required for a kinesis source"),
+        ('stream = "clicks"', 'stream = "a b"', "x.toml: source.stream: 'a b' is not a Kinesis"),
+        ('region = "eu-west-1"', 'region = "europe"', "x.toml: source.region: 'europe'"),
+        ('kind = "kinesis"', 'kind = "files"', "x.toml: source.path: is required"),
+        ('event_id = "event_id"', 'event_id = "id"', "x.toml: events.event_id: column 'id' is not"),
+        (
+            'event_time = "event_time"',
+            'event_time = "n"',
+            "events.event_time: column 'n' is bigint",
+        ),
+        ("n bigint", "n bigint, _x int", "events.schema: column '_x' is reserved"),
+        ("n bigint", "n bignum", "events.schema: unsupported type: 'bignum'"),
+        ("n bigint", "n bigint, n int", "events.schema: names column(s) twice: n"),
+        ('column = "n"', 'column = "nope"', "events.quality[0].column: column 'nope' is not"),
+        ("[events]", "[events]\nwatermark = 3", "events.watermark: unknown key"),
+        ("[events]", "[trigger]\nmode = 'now'\n[events]", "trigger.mode: must be one of"),
+    ],
+)
+def test_spec_errors_name_the_file_and_the_key(old, new, message):
+    assert old in GOOD
+    with pytest.raises(SpecError) as caught:
+        parse_stream_spec(GOOD.replace(old, new, 1), "x.toml")
+
+    assert message in str(caught.value)
+
+
+def test_overrides_replace_output_root_and_checkpoint():
+    spec = parse_stream_spec(GOOD, "x.toml", output_root="s3://b/o", checkpoint="/ck")
+
+    assert spec.sink.path == "s3://b/o/events"
+    assert spec.trigger.checkpoint == "/ck"
