@@ -39,7 +39,7 @@ from sluiceway.spec import Connection
 def _source(engine: str) -> JdbcSource:
     prefix = "SLUICEWAY_PG_" if engine == "postgresql" else "SLUICEWAY_MYSQL_"
     host = os.environ.get(prefix + "HOST", "127.0.0.1")
-    port = int(os.environ.get(prefix + "PORT", "55432" if engine == "postgresql" else "53306"))
+    port = int(os.environ.get(prefix + "PORT", "25432" if engine == "postgresql" else "23306"))
     user = os.environ.get(prefix + "USER", "sluiceway")
     database = os.environ.get(prefix + "DB", "sluiceway_test")
     password = os.environ.get(prefix + "PASSWORD", "sluiceway-local")

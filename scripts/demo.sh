@@ -61,10 +61,10 @@ esac
 
 sluiceway demo load --scale "${SCALE:-0.01}" --port "$SLUICEWAY_PG_PORT"
 spec=pipelines/tpch_demo.toml
-if [ "$SLUICEWAY_PG_PORT" != 55432 ]; then
+if [ "$SLUICEWAY_PG_PORT" != 25432 ]; then
   # SLUICEWAY_PORT_OFFSET moved this checkout's PostgreSQL: point the spec at it.
   spec="$(mktemp -d)/tpch_demo.toml"
-  sed "s/^port = 55432\$/port = $SLUICEWAY_PG_PORT/" pipelines/tpch_demo.toml > "$spec"
+  sed "s/^port = 25432\$/port = $SLUICEWAY_PG_PORT/" pipelines/tpch_demo.toml > "$spec"
 fi
 
 submit() {

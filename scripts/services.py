@@ -7,13 +7,13 @@
     python3 scripts/services.py env    [postgres|mysql|moto|kinesis ...]   # `export` lines
 
 With no server named, the command applies to all. `moto` is moto_server (S3, Glue, EMR
-Serverless, Secrets Manager) on 127.0.0.1:54566, from a private venv under .run/moto.
+Serverless, Secrets Manager) on 127.0.0.1:24566, from a private venv under .run/moto.
 `kinesis` is kinesalite (a Kinesis Data Streams API emulator with real sequence numbers,
-shard iterators and resharding) on 127.0.0.1:54567, from a private npm install under
+shard iterators and resharding) on 127.0.0.1:24567, from a private npm install under
 .run/kinesalite (needs node; installed with apt when missing and run as root).
 Standard library only, Python >= 3.11.
 
-PostgreSQL listens on 127.0.0.1:55432 and MariaDB (MySQL protocol) on 127.0.0.1:53306 (plus
+PostgreSQL listens on 127.0.0.1:25432 and MariaDB (MySQL protocol) on 127.0.0.1:23306 (plus
 $SLUICEWAY_PORT_OFFSET, default 0), never on the default ports, and neither reads or touches
 a system-wide server or its config. Both
 have user `sluiceway` / `sluiceway-local` (password auth over TCP: scram-sha-256 in
@@ -66,11 +66,13 @@ HOST = "127.0.0.1"
 # SLUICEWAY_PORT_OFFSET shifts every port, so several checkouts (git worktrees) can each
 # run their own servers side by side.
 PORT_OFFSET = int(os.environ.get("SLUICEWAY_PORT_OFFSET", "0"))
-PG_PORT = 55432 + PORT_OFFSET
-MYSQL_PORT = 53306 + PORT_OFFSET
-MOTO_PORT = 54566 + PORT_OFFSET
+# Below 32768: Linux hands out 32768-60999 as ephemeral client ports, and a server port in
+# that range can be taken by any outgoing connection at the wrong moment.
+PG_PORT = 25432 + PORT_OFFSET
+MYSQL_PORT = 23306 + PORT_OFFSET
+MOTO_PORT = 24566 + PORT_OFFSET
 MOTO_PIN = "moto[server]==5.2.5"
-KINESIS_PORT = 54567 + PORT_OFFSET
+KINESIS_PORT = 24567 + PORT_OFFSET
 KINESALITE_PIN = "kinesalite@3.3.3"
 # Credentials moto accepts; they only ever reach the local endpoint.
 MOTO_ENV = {

@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def db_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--host", default="127.0.0.1")
-        p.add_argument("--port", type=int, default=55432)
+        p.add_argument("--port", type=int, default=25432)
         p.add_argument("--database", default="tpch")
         p.add_argument("--user", default="sluiceway")
         p.add_argument(

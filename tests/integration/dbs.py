@@ -98,7 +98,7 @@ def pg() -> Db:
     return Db(
         "postgresql",
         os.environ.get("SLUICEWAY_PG_HOST", "127.0.0.1"),
-        int(os.environ.get("SLUICEWAY_PG_PORT", "55432")),
+        int(os.environ.get("SLUICEWAY_PG_PORT", "25432")),
         os.environ.get("SLUICEWAY_PG_USER", "sluiceway"),
         os.environ.get("SLUICEWAY_PG_PASSWORD", "sluiceway-local"),
         os.environ.get("SLUICEWAY_PG_DB", "sluiceway_test"),
@@ -110,7 +110,7 @@ def mysql() -> Db:
     return Db(
         "mysql",
         os.environ.get("SLUICEWAY_MYSQL_HOST", "127.0.0.1"),
-        int(os.environ.get("SLUICEWAY_MYSQL_PORT", "53306")),
+        int(os.environ.get("SLUICEWAY_MYSQL_PORT", "23306")),
         os.environ.get("SLUICEWAY_MYSQL_USER", "sluiceway"),
         os.environ.get("SLUICEWAY_MYSQL_PASSWORD", "sluiceway-local"),
         os.environ.get("SLUICEWAY_MYSQL_DB", "sluiceway_test"),

@@ -62,7 +62,7 @@ def test_demo_pipeline_end_to_end_then_incremental(spark, tmp_path, pg_conn_info
     conninfo, schema = tpch_schema
     text = (ROOT / "pipelines" / "tpch_demo.toml").read_text()
     text = text.replace('table = "public.', f'table = "{schema}.').replace(
-        "port = 55432", f"port = {pg_conn_info.port}"
+        "port = 25432", f"port = {pg_conn_info.port}"
     )
     spec = tmp_path / "tpch_demo.toml"
     spec.write_text(text)

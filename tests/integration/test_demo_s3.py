@@ -73,7 +73,7 @@ def test_demo_pipeline_on_s3_writes_exactly_the_source_rows_in_the_spec_layout(
     text = (ROOT / "pipelines" / "tpch_demo.toml").read_text()
     text = (
         text.replace('table = "public.', f'table = "{schema}.')
-        .replace("port = 55432", f"port = {pg_conn_info.port}")
+        .replace("port = 25432", f"port = {pg_conn_info.port}")
         .replace('database = "tpch_demo"', f'database = "{database}"')
     )
     spec = tmp_path / "tpch_demo.toml"

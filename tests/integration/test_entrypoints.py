@@ -60,7 +60,7 @@ def demo_spec(tmp_path: Path, name: str, schema: str, port: int) -> Path:
     text = (ROOT / "pipelines" / "tpch_demo.toml").read_text()
     text = (
         text.replace('table = "public.', f'table = "{schema}.')
-        .replace("port = 55432", f"port = {port}")
+        .replace("port = 25432", f"port = {port}")
         .replace('output = "out/tpch_demo"', f'output = "{tmp_path / name}"')
     )
     path = tmp_path / f"{name}.toml"

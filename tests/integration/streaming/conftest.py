@@ -33,7 +33,7 @@ needs_python_streaming = pytest.mark.skipif(
 def kinesis_endpoint() -> str:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    endpoint = os.environ.get("SLUICEWAY_KINESIS_ENDPOINT", "http://127.0.0.1:54567")
+    endpoint = os.environ.get("SLUICEWAY_KINESIS_ENDPOINT", "http://127.0.0.1:24567")
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
