@@ -108,7 +108,8 @@ def expected_glue_definition(bucket: str, artifacts: ArtifactSet, role: str) -> 
             "--spec": f"{base}/pipelines/tpch_demo.toml",
             "--full_refresh": "false",
             "--extra-py-files": f"{base}/sluiceway-{artifacts.version}.zip",
-            "--extra-jars": f"{base}/jars/postgresql-42.7.14.jar,{base}/jars/mysql-connector-j-9.7.0.jar",
+            "--extra-jars": f"{base}/jars/postgresql-42.7.14.jar,{base}/jars/mysql-connector-j-9.7.0.jar,"
+            f"{base}/jars/redshift-jdbc42-2.3.0.jar",
             "--TempDir": f"s3://{bucket}/sluiceway/glue-temp/",
             "--enable-metrics": "true",
             "--enable-continuous-cloudwatch-log": "true",
@@ -276,7 +277,8 @@ def expected_start_job_run(bucket, artifacts, app_id, role, token) -> dict:
                 "entryPointArguments": ["--spec", f"{base}/pipelines/tpch_demo.toml"],
                 "sparkSubmitParameters": (
                     f"--py-files {base}/sluiceway-{artifacts.version}.zip "
-                    f"--jars {base}/jars/postgresql-42.7.14.jar,{base}/jars/mysql-connector-j-9.7.0.jar "
+                    f"--jars {base}/jars/postgresql-42.7.14.jar,{base}/jars/mysql-connector-j-9.7.0.jar,"
+                    f"{base}/jars/redshift-jdbc42-2.3.0.jar "
                     f"--conf spark.emr-serverless.driverEnv.PYSPARK_PYTHON={python} "
                     f"--conf spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON={python} "
                     f"--conf spark.executorEnv.PYSPARK_PYTHON={python} "

@@ -121,9 +121,15 @@ def test_packaged_zip_runs_a_pipeline_in_a_clean_python(
         "print([m for m in ('sluiceway', 'psycopg', 'awsglue', 'chispa') if u.find_spec(m)])"
     )
     assert run([python, "-c", probe], env, work).strip() == "[]"
+    # The Kinesis Python data source needs pyspark.sql.datasource, which exists from Spark 4.0
+    # on; on PySpark 3.5 clusters it is never imported (batch jobs and the EMR Kinesis
+    # connector path do not touch it), so only there it is left out of the import sweep.
     imports = (
-        "import pkgutil, sys, sluiceway\n"
+        "import pkgutil, sys, sluiceway, pyspark\n"
+        "spark4_only = {'sluiceway.sources.kinesis_datasource'}\n"
         "names = [m.name for m in pkgutil.walk_packages(sluiceway.__path__, 'sluiceway.')]\n"
+        "if pyspark.__version__ < '4':\n"
+        "    names = [n for n in names if n not in spark4_only]\n"
         "for name in names: __import__(name)\n"
         "assert sluiceway.__file__.startswith(sys.argv[1]), sluiceway.__file__\n"
         "print(len(names), sorted(m for m in ('psycopg', 'pymysql', 'awsglue') if m in sys.modules))\n"
