@@ -7,6 +7,7 @@ AWS_ENDPOINT_URL for a local endpoint) apply to every call.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,6 +143,34 @@ class RunResult:
     state: str
     seconds: float
     message: str | None  # the service's error message for a failed run
+
+
+def follow_run(
+    what: str,
+    poll: Callable[[], tuple[str, str | None]],
+    done: tuple[str, ...],
+    on_state: Callable[[str, float], None] | None,
+    poll_seconds: float,
+    max_wait_seconds: float | None,
+) -> RunResult:
+    """Poll `poll()` -> (state, message) until a state in `done`; `on_state(state, elapsed)`
+    hears each new state. `what` names the run in the error for a run that outlasts the wait."""
+    started = time.monotonic()
+    last = None
+    while True:
+        state, message = poll()
+        elapsed = time.monotonic() - started
+        if state != last:
+            last = state
+            if on_state:
+                on_state(state, elapsed)
+        if state in done:
+            return RunResult(state, elapsed, message)
+        if max_wait_seconds is not None and elapsed > max_wait_seconds:
+            raise DeployError(
+                f"{what}: still {state} after {elapsed:.0f}s; stopped waiting (the run goes on)"
+            )
+        time.sleep(poll_seconds)
 
 
 @dataclass(frozen=True)

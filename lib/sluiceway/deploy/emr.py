@@ -23,6 +23,7 @@ from sluiceway.deploy.aws import (
     aws_lookup,
     check_bucket,
     error_code,
+    follow_run,
     role_arn,
     s3_tail,
     upload_artifacts,
@@ -283,29 +284,18 @@ def wait_emr_run(
     max_wait_seconds: float | None = None,
 ) -> RunResult:
     """Poll the job run until it ends; `on_state(state, elapsed)` hears each new state."""
-    started = time.monotonic()
-    last = None
-    while True:
+
+    def poll() -> tuple[str, str | None]:
         run = aws_call(
             f"EMR Serverless job run {run_id}",
             clients.emr.get_job_run,
             applicationId=application_id,
             jobRunId=run_id,
         )["jobRun"]
-        state = str(run["state"])
-        elapsed = time.monotonic() - started
-        if state != last:
-            last = state
-            if on_state:
-                on_state(state, elapsed)
-        if state in RUN_STATES_DONE:
-            return RunResult(state, elapsed, run.get("stateDetails") or None)
-        if max_wait_seconds is not None and elapsed > max_wait_seconds:
-            raise DeployError(
-                f"EMR Serverless job run {run_id}: still {state} after {elapsed:.0f}s; "
-                "stopped waiting (the run goes on)"
-            )
-        time.sleep(poll_seconds)
+        return str(run["state"]), run.get("stateDetails") or None
+
+    what = f"EMR Serverless job run {run_id}"
+    return follow_run(what, poll, RUN_STATES_DONE, on_state, poll_seconds, max_wait_seconds)
 
 
 def driver_log_uri(log_uri: str, application_id: str, run_id: str, stream: str = "stderr") -> str:

@@ -9,7 +9,6 @@ every platform, and two bookmark systems would disagree. One run at a time
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from sluiceway.deploy.aws import (
     aws_call,
     aws_lookup,
     check_bucket,
+    follow_run,
     role_arn,
     upload_artifacts,
 )
@@ -184,29 +184,18 @@ def wait_glue_run(
     max_wait_seconds: float | None = None,
 ) -> RunResult:
     """Poll the run until it ends; `on_state(state, elapsed)` hears each new state."""
-    started = time.monotonic()
-    last = None
-    while True:
+
+    def poll() -> tuple[str, str | None]:
         run = aws_call(
             f"Glue job {job_name} run {run_id}",
             clients.glue.get_job_run,
             JobName=job_name,
             RunId=run_id,
         )["JobRun"]
-        state = str(run["JobRunState"])
-        elapsed = time.monotonic() - started
-        if state != last:
-            last = state
-            if on_state:
-                on_state(state, elapsed)
-        if state in RUN_STATES_DONE:
-            return RunResult(state, elapsed, run.get("ErrorMessage"))
-        if max_wait_seconds is not None and elapsed > max_wait_seconds:
-            raise DeployError(
-                f"Glue job {job_name} run {run_id}: still {state} after {elapsed:.0f}s; "
-                "stopped waiting (the run goes on)"
-            )
-        time.sleep(poll_seconds)
+        return str(run["JobRunState"]), run.get("ErrorMessage")
+
+    what = f"Glue job {job_name} run {run_id}"
+    return follow_run(what, poll, RUN_STATES_DONE, on_state, poll_seconds, max_wait_seconds)
 
 
 def glue_log_tail(clients: AwsClients, run_id: str, lines: int = 40) -> list[str] | None:
