@@ -29,6 +29,7 @@ from pyspark.sql import DataFrame, SparkSession
 from sluiceway import transforms
 from sluiceway.errors import SinkError
 from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
+from sluiceway.sinks import jdbc
 from sluiceway.sinks.jdbc import LoadResult
 from sluiceway.sinks.parquet import HadoopFs
 from sluiceway.sinks.sql import (
@@ -73,17 +74,13 @@ def merge_statements(
     target: str, staging: str, columns: Sequence[str], key: Sequence[str], mode: str
 ) -> list[str]:
     """The load statements (after COPY), for Redshift and PostgreSQL 15+ alike."""
+    if mode != "upsert":
+        # Append and overwrite are the jdbc sink's statements (DELETE, not TRUNCATE, which
+        # commits the transaction on Redshift as on MySQL); only the upsert differs.
+        return jdbc.merge_statements(DIALECT, target, staging, columns, key, mode)
     q = DIALECT.quote_part
     qt, qs = DIALECT.quote(target), DIALECT.quote(staging)
     cols = ", ".join(q(c) for c in columns)
-    insert = f"INSERT INTO {qt} ({cols}) SELECT {cols} FROM {qs}"
-    if mode == "append":
-        return [insert]
-    if mode == "overwrite":
-        # DELETE, not TRUNCATE: TRUNCATE commits the transaction on Redshift.
-        return [f"DELETE FROM {qt}", insert]
-    if mode != "upsert":
-        raise SinkError(f"unknown load mode {mode!r} (expected one of {', '.join(LOAD_MODES)})")
     keys = {k.lower() for k in key}
     on = " AND ".join(f"{qt}.{q(k)} = {qs}.{q(k)}" for k in columns if k.lower() in keys)
     # Redshift's MERGE needs both clauses; a key-only table "updates" the key to itself.
