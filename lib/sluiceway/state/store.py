@@ -4,6 +4,7 @@ Layout under the store's location:
     <pipeline>/tables/<table>.json   {"watermark": {"kind", "value"}, "run_id", "committed_at"}
     <pipeline>/runs/<run_id>.json    the run report
     <pipeline>/runs/latest.json      a copy of the newest run report
+    <pipeline>/run.lock              the run lock: which run holds it (state/lock.py)
 
 Every write replaces a whole object atomically, so a reader sees the old or the new
 version, never half of one (local: temp file + rename; S3: one PUT per object plus an
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sluiceway.errors import StateError
+from sluiceway.state.lock import LOCK_NAME, FileRunLock, RunLock
 
 
 class StateStore(Protocol):
@@ -31,6 +33,13 @@ class StateStore(Protocol):
     def delete(self, key: str) -> bool: ...
 
     def list_keys(self, prefix: str) -> list[str]: ...
+
+    def lock(self, pipeline: str, run_id: str) -> RunLock: ...
+
+
+def acquire_run_lock(store: StateStore, pipeline: str, run_id: str) -> RunLock:
+    """Take `pipeline`'s run lock for `run_id`; StateError naming the run that holds it."""
+    return store.lock(pipeline, run_id)
 
 
 class LocalStateStore:
@@ -99,6 +108,10 @@ class LocalStateStore:
             for p in base.rglob("*.json")
             if not p.name.startswith(".")
         )
+
+    def lock(self, pipeline: str, run_id: str) -> FileRunLock:
+        """An flock on `<pipeline>/run.lock`; StateError naming the holder if it is held."""
+        return FileRunLock(self._path(f"{pipeline}/{LOCK_NAME}"), pipeline, run_id)
 
 
 def open_state_store(location: str) -> StateStore:
