@@ -1,7 +1,19 @@
-"""Compose a pipeline: build() is pure; run() = plan -> read -> build -> write -> commit state."""
+"""Compose a pipeline: build() is pure; run() = plan -> read -> build -> write -> commit state.
+
+A run holds the pipeline's run lock (state/lock) from start to end, so two runs of one
+pipeline never interleave their writes. Each table's state (watermark, and the run that
+wrote it as its version) is committed only after its writes and loads succeeded; an output
+is rebuilt when the versions of its inputs differ from those it was last built from. A run
+killed at any point is completed by the next one (see README, "What a run guarantees").
+
+Kill points (`sluiceway.faults`): `plan:<table>` once planned, `commit:<name>` before a
+table's or output's state is written, `committed:<name>` after; the Parquet sink has its own.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import secrets
@@ -14,14 +26,21 @@ from typing import Any
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from sluiceway import aws, transforms
-from sluiceway.errors import CredentialsError, SluicewayError, StateError, TransformError
+from sluiceway import aws, faults, transforms
+from sluiceway.errors import (
+    CredentialsError,
+    SinkError,
+    SluicewayError,
+    StateError,
+    TransformError,
+)
 from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
 from sluiceway.sinks.catalog import GlueCatalog
 from sluiceway.sinks.loads import load_connections, write_load
 from sluiceway.sinks.parquet import (
     HadoopFs,
     WriteResult,
+    finish_interrupted,
     partition_path,
     stored_partitions,
     write_parquet,
@@ -30,7 +49,7 @@ from sluiceway.sinks.s3 import check_s3_locations
 from sluiceway.sources import jdbc
 from sluiceway.sources.credentials import Credentials, resolve_credentials
 from sluiceway.spec import CatalogTarget, Load, OutputSpec, PipelineSpec, TableSpec, join_path
-from sluiceway.state import StateStore, open_state_store
+from sluiceway.state import RunLock, StateStore, acquire_run_lock, open_state_store
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +146,18 @@ def _table_state_key(spec: PipelineSpec, table: str) -> str:
     return f"{spec.name}/tables/{table}.json"
 
 
+def _output_state_key(spec: PipelineSpec, output: str) -> str:
+    return f"{spec.name}/outputs/{output}.json"
+
+
+def _version(store: StateStore, spec: PipelineSpec, name: str) -> str | None:
+    """The run that last committed the table or output `name` (None: never committed)."""
+    is_table = any(t.name == name for t in spec.tables)
+    key = _table_state_key(spec, name) if is_table else _output_state_key(spec, name)
+    state = store.read_json(key)
+    return str(state["run_id"]) if state and state.get("run_id") else None
+
+
 def read_watermark(store: StateStore, spec: PipelineSpec, table: str) -> jdbc.Watermark | None:
     state = store.read_json(_table_state_key(spec, table))
     if not state or not state.get("watermark"):
@@ -164,8 +195,11 @@ def run(
             raise SluicewayError(
                 f"{spec.source_file}: no table or output named {', '.join(sorted(unknown))}"
             )
+    lock = None
+    refused = False  # another run holds the lock: this one writes nothing, not even a report
     try:
         # Everything that can fail without touching data fails here, before the first read.
+        jdbc.check_time_zone(spark)
         salt = _hash_salt(spec)
         used = {t.connection for t in spec.tables if selected is None or t.name in selected}
         items: tuple[TableSpec | OutputSpec, ...] = (*spec.tables, *spec.outputs)
@@ -184,7 +218,11 @@ def run(
         }
         # A missing, denied or unreachable bucket fails here, before the source is read.
         check_s3_locations(_locations(spec, selected))
-        changed: set[str] = set()
+        try:
+            lock = acquire_run_lock(store, spec.name, run_id)
+        except StateError:
+            refused = True
+            raise
         for table in spec.tables:
             if selected is not None and table.name not in selected:
                 continue
@@ -199,19 +237,17 @@ def run(
                 full_refresh,
                 report,
                 credentials,
+                lock,
             )
-            if item.rows_read:
-                changed.add(table.name)
             if on_table:
                 on_table(item)
         for output in spec.outputs:
             if selected is not None and output.name not in selected:
                 continue
+            rebuild = full_refresh or (selected is not None and output.name in selected)
             item = _run_output(
-                spark, spec, output, run_id, changed, full_refresh, report, credentials
+                spark, spec, output, store, run_id, rebuild, report, credentials, lock
             )
-            if item.status == "written":
-                changed.add(output.name)
             if on_table:
                 on_table(item)
         report.status = "succeeded"
@@ -221,12 +257,16 @@ def run(
     finally:
         report.seconds = round(time.monotonic() - started, 3)
         try:
-            _save_report(store, spec, report)
+            if not refused:
+                _save_report(store, spec, report)
         except StateError as exc:
             if report.status == "succeeded":
                 raise
             # The run's own error is the one to report (often the same unreachable bucket).
             log.warning("could not save the run report: %s", exc)
+        finally:
+            if lock is not None:
+                lock.release()
     return report
 
 
@@ -295,6 +335,7 @@ def _run_table(
     full_refresh: bool,
     report: RunReport,
     credentials: Mapping[str, Credentials] | None = None,
+    lock: RunLock | None = None,
 ) -> TableReport:
     where = f"{spec.source_file}: tables.{table.name}"
     started = time.monotonic()
@@ -307,9 +348,13 @@ def _run_table(
         watermark_before=watermark.to_json() if watermark else None,
     )
     report.tables.append(item)
+    staging = join_path(spec.staging_location, table.name)
     try:
+        # A write a killed run committed is finished first, even if nothing changed since.
+        for path in (staging, _quarantine_staging(staging)):
+            finish_interrupted(spark, path, where)
         plan = jdbc.plan_read(spark, source, table, watermark, where)
-        item.watermark_after = plan.watermark_after.to_json() if plan.watermark_after else None
+        faults.reached(f"plan:{table.name}")
         log.info(
             "%s: reading %d rows in %d partitions",
             table.name,
@@ -329,18 +374,15 @@ def _run_table(
             salt=salt,
             dedupe=_may_repeat_keys(table, plan),
         )
-        _write_table(spark, spec, table, built, full_refresh, item, where)
+        _write_table(spark, spec, table, built, plan, run_id, item, where)
         # Loads run before the watermark moves: a failed load is retried by the next run.
         _run_loads(spark, spec, table.load, table.sink.path, run_id, credentials, item, where)
-        if plan.watermark_after is not None:
-            store.write_json(
-                _table_state_key(spec, table.name),
-                {
-                    "watermark": plan.watermark_after.to_json(),
-                    "run_id": run_id,
-                    "committed_at": datetime.now(UTC).isoformat(),
-                },
-            )
+        after = plan.watermark_after.to_json() if plan.watermark_after else None
+        _commit(
+            store, lock, _table_state_key(spec, table.name), table.name, run_id, watermark=after
+        )
+        # Only now: a failed run's report shows no watermark it never committed.
+        item.watermark_after = after
         item.status = "written"
         return item
     except SluicewayError as exc:
@@ -348,6 +390,30 @@ def _run_table(
         raise
     finally:
         item.seconds = round(time.monotonic() - started, 3)
+
+
+def _commit(
+    store: StateStore, lock: RunLock | None, key: str, name: str, run_id: str, **state: Any
+) -> None:
+    """Write a table's or output's state: from here on its run counts as done. A run whose
+    S3 lock was taken over (its lease ran out) refuses to."""
+    if lock is not None:
+        lock.ensure_held()
+    faults.reached(f"commit:{name}")
+    store.write_json(
+        key, {**state, "run_id": run_id, "committed_at": datetime.now(UTC).isoformat()}
+    )
+    faults.reached(f"committed:{name}")
+
+
+def _quarantine_staging(staging: str) -> str:
+    return f"{staging}__quarantine"
+
+
+def _window_name(plan: jdbc.ReadPlan) -> str:
+    """A name for the window a run reads, the same on every rerun of that window."""
+    before = plan.watermark_before.to_json() if plan.watermark_before else None
+    return hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _may_repeat_keys(table: TableSpec, plan: jdbc.ReadPlan) -> bool:
@@ -368,7 +434,8 @@ def _write_table(
     spec: PipelineSpec,
     table: TableSpec,
     built: DataFrame,
-    full_refresh: bool,
+    plan: jdbc.ReadPlan,
+    run_id: str,
     item: TableReport,
     where: str,
 ) -> None:
@@ -384,7 +451,7 @@ def _write_table(
     if cached:
         built = built.persist()
     try:
-        _write_valid_and_quarantined(spark, spec, table, built, counts, full_refresh, item, where)
+        _write_valid_and_quarantined(spark, spec, table, built, counts, plan, run_id, item, where)
     finally:
         if cached:
             built.unpersist()
@@ -396,13 +463,20 @@ def _write_valid_and_quarantined(
     table: TableSpec,
     built: DataFrame,
     counts: Observation,
-    full_refresh: bool,
+    plan: jdbc.ReadPlan,
+    run_id: str,
     item: TableReport,
     where: str,
 ) -> None:
     staging = join_path(spec.staging_location, table.name)
-    # A full refresh replaces the dataset, so rows deleted at the source disappear too.
-    mode = "overwrite" if full_refresh or item.mode == "full" else table.sink.mode
+    # A full read replaces the dataset, so rows deleted at the source disappear too.
+    full = plan.watermark_before is None
+    mode = "overwrite" if full else table.sink.mode
+    # An append re-reads the overlap: rows of it already landed are not appended again.
+    window = _window_name(plan)
+    overlap = None
+    if mode == "append" and plan.window_start is not None and table.incremental_column:
+        overlap = F.col(table.incremental_column) >= F.lit(plan.window_start)
     valid = built.transform(transforms.keep_valid)
     target = _catalog_target(table.catalog, table.sink.path, where)
     catalog = GlueCatalog()
@@ -418,23 +492,34 @@ def _write_valid_and_quarantined(
         compression=table.sink.compression,
         staging_path=staging,
         where=where,
+        window=window,
+        overlap=overlap,
     )
     item.partitions = [dict(p) for p in result.partitions]
-    item.rows_read = int(counts.get["rows"])
-    item.rows_quarantined = int(counts.get["bad"] or 0)
+    seen = counts.get
+    if "rows" not in seen:
+        raise SinkError(f"{where}: the write reported no row count; nothing committed")
+    item.rows_read = int(seen["rows"])
+    item.rows_quarantined = int(seen["bad"] or 0)
     item.rows_written = item.rows_read - item.rows_quarantined
     if item.rows_quarantined:
+        # Keyed tables keep each key's latest rejected row; the others mirror the dataset's
+        # mode (replaced by a full read, one file set per window), so a rerun adds no copy.
         bad = built.transform(transforms.keep_quarantined)
+        if "_run_id" not in bad.columns:
+            bad = bad.withColumn("_run_id", F.lit(run_id))
         write_parquet(
             spark,
             bad,
             table.sink.quarantine_path,
-            mode="merge" if table.primary_key else "overwrite_partitions",
-            partition_by=() if table.primary_key else ("_run_id",),
+            mode="merge" if table.primary_key else mode,
+            partition_by=(),
             primary_key=table.primary_key,
             compression=table.sink.compression,
-            staging_path=f"{staging}__quarantine",
+            staging_path=_quarantine_staging(staging),
             where=f"{where} (quarantine)",
+            window=window,
+            overlap=overlap,
         )
     if target:
         item.catalog = _publish(
@@ -461,24 +546,32 @@ def _run_output(
     spark: SparkSession,
     spec: PipelineSpec,
     output: OutputSpec,
+    store: StateStore,
     run_id: str,
-    changed: set[str],
-    full_refresh: bool,
+    rebuild: bool,
     report: RunReport,
     credentials: Mapping[str, Credentials] | None = None,
+    lock: RunLock | None = None,
 ) -> TableReport:
+    """Rebuild the output, unless it was built from the inputs' current versions, is
+    there, and is in the catalog (a failed earlier publish is redone)."""
     where = f"{spec.source_file}: outputs.{output.name}"
     started = time.monotonic()
     item = TableReport(output.name, "output", mode="full", path=output.sink.path)
     report.tables.append(item)
     target = _catalog_target(output.catalog, output.sink.path, where)
     catalog = GlueCatalog()
+    staging = join_path(spec.staging_location, output.name)
+    state_key = _output_state_key(spec, output.name)
     try:
+        finish_interrupted(spark, staging, where)
+        versions = {name: _version(store, spec, name) for name in output.inputs}
+        state = store.read_json(state_key)
         if (
-            not full_refresh
-            and not changed.intersection(output.inputs)
+            not rebuild
+            and state is not None
+            and state.get("inputs") == versions
             and HadoopFs(spark).has_data(output.sink.path)
-            # A table missing from the catalog (a failed earlier publish) is rebuilt.
             and (target is None or catalog.exists(target.database, target.table, where))
         ):
             item.status = "unchanged"
@@ -503,10 +596,13 @@ def _run_output(
             mode=output.sink.mode,
             partition_by=output.partition_by,
             compression=output.sink.compression,
-            staging_path=join_path(spec.staging_location, output.name),
+            staging_path=staging,
             where=where,
         )
-        item.rows_written = item.rows_read = int(counts.get["rows"])
+        seen = counts.get
+        if "rows" not in seen:
+            raise SinkError(f"{where}: the write reported no row count; nothing committed")
+        item.rows_written = item.rows_read = int(seen["rows"])
         if target:
             item.catalog = _publish(
                 spark,
@@ -520,6 +616,7 @@ def _run_output(
             )
         item.partitions = [dict(p) for p in result.partitions]
         _run_loads(spark, spec, output.load, output.sink.path, run_id, credentials, item, where)
+        _commit(store, lock, state_key, output.name, run_id, inputs=versions)
         item.status = "written"
         log.info(
             "%s: rebuilt %d rows into %d partitions",
@@ -547,8 +644,9 @@ def _run_loads(
 ) -> None:
     """Load what this run wrote at `path` into each SQL target.
 
-    Append and upsert take the rows this run wrote (`_run_id`, when the dataset has audit
-    columns); overwrite, or a dataset without them, takes the whole dataset.
+    An upsert takes the rows this run wrote (`_run_id`, when the dataset has audit
+    columns); overwrite, or a dataset without them, takes the whole dataset. Both leave
+    the target as one run would when a rerun repeats them.
     """
     for load in loads:
         try:

@@ -19,10 +19,12 @@ from sluiceway.transforms import QualityRule, resolve_transform
 ENGINES = ("postgresql", "mysql", "redshift")
 SOURCE_ENGINES = ("postgresql", "mysql")  # a redshift connection is a load target only
 SPLIT_STRATEGIES = ("range", "quantiles")
-TABLE_WRITE_MODES = ("merge", "overwrite_partitions", "overwrite")
+TABLE_WRITE_MODES = ("merge", "append", "overwrite_partitions", "overwrite")
 OUTPUT_WRITE_MODES = ("overwrite", "overwrite_partitions")
 LOAD_KINDS = ("jdbc", "redshift")
-LOAD_MODES = ("append", "overwrite", "upsert")
+# Both are idempotent per window: a rerun, or a run after a crash before the watermark
+# moved, leaves the target as one run would. There is no `append` load.
+LOAD_MODES = ("upsert", "overwrite")
 COMPRESSIONS = ("snappy", "zstd", "gzip", "lz4", "none", "uncompressed")
 # Identifiers from the spec end up in SQL; only plain names are accepted, then quoted.
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
@@ -118,6 +120,7 @@ class TableSpec:
     split_strategy: str
     incremental_column: str | None
     overlap_minutes: int
+    overlap_ids: int
     hash_columns: tuple[str, ...]
     quality: tuple[QualityRule, ...]
     transforms: tuple[TransformStep, ...]
@@ -454,6 +457,7 @@ def _parse_table(
         "split_strategy",
         "incremental_column",
         "overlap_minutes",
+        "overlap_ids",
         "hash_columns",
         "quality",
         "transforms",
@@ -489,16 +493,30 @@ def _parse_table(
     overlap = r.get("overlap_minutes", int, 10)
     if overlap < 0:
         r.fail("overlap_minutes", f"must be >= 0, got {overlap}")
+    # Integer cursors (sequences) re-read the last N values: a value allocated before the
+    # plan but committed after it would otherwise never be read.
+    overlap_ids = r.get("overlap_ids", int, 1000)
+    if overlap_ids < 0:
+        r.fail("overlap_ids", f"must be >= 0, got {overlap_ids}")
+    default_mode = "merge" if primary_key else "append" if incremental else "overwrite"
     sink = _parse_sink(
         r.child("sink", r.get("sink", dict, {})),
         f"tables/{name}",
         root,
         TABLE_WRITE_MODES,
-        "merge" if primary_key else "overwrite",
+        default_mode,
         f"_quarantine/{name}",
     )
     if sink.mode == "merge" and not primary_key:
         r.fail("sink.mode", "merge needs a primary_key")
+    if incremental and sink.mode in ("overwrite", "overwrite_partitions"):
+        r.fail(
+            "sink.mode",
+            f"{sink.mode!r} with incremental_column would replace the dataset with each "
+            "window's rows; use merge (with a primary_key) or append",
+        )
+    if sink.mode == "append" and not incremental:
+        r.fail("sink.mode", "append needs an incremental_column (each window is appended once)")
     load = _parse_loads(r, connections, staging, primary_key, (incremental,) if incremental else ())
     return TableSpec(
         name=name,
@@ -510,6 +528,7 @@ def _parse_table(
         split_strategy=r.choice("split_strategy", SPLIT_STRATEGIES, "range"),
         incremental_column=incremental,
         overlap_minutes=overlap,
+        overlap_ids=overlap_ids,
         hash_columns=r.names("hash_columns"),
         quality=_parse_quality(r),
         transforms=_parse_transforms(r, "transforms"),
@@ -579,7 +598,10 @@ def _parse_loads(
 ) -> tuple[Load, ...]:
     """`[[tables.x.load]]` / `[[outputs.x.load]]`: SQL targets loaded after the Parquet write.
 
-    A table's key and order_by default to its primary_key and incremental_column.
+    A table's key and order_by default to its primary_key and incremental_column. The mode
+    defaults to `upsert` when a key is known, else `overwrite` (DELETE + INSERT in one
+    transaction); `append` is refused, since it adds the overlap window's rows again on
+    every run and after a crash between the load and the watermark commit.
     """
     loads: list[Load] = []
     for index, item in enumerate(r.get("load", list, [])):
@@ -603,11 +625,21 @@ def _parse_loads(
                 "db_user",
             )
         table = _table_name(lr, "table")
-        mode = lr.choice("mode", LOAD_MODES, "upsert" if default_key else "append")
         key = lr.names("key") or default_key
         order_by = lr.names("order_by") or default_order_by
+        if lr.data.get("mode") == "append":
+            lr.fail(
+                "mode",
+                '"append" re-appends rows on every rerun; '
+                'use "upsert" (needs key and order_by) or "overwrite"',
+            )
+        mode = lr.choice("mode", LOAD_MODES, "upsert" if key else "overwrite")
         if mode == "upsert" and not (key and order_by):
-            lr.fail("mode", "upsert needs key and order_by (the newest row of a key wins)")
+            lr.fail(
+                "mode",
+                "upsert needs key and order_by (the newest row of a key wins)"
+                + ("" if "mode" in lr.data else '; give order_by, or mode = "overwrite"'),
+            )
         connection = lr.get("connection", str)
         engines = ("postgresql", "mysql") if kind == "jdbc" else ("redshift",)
         if connection is not None:

@@ -55,7 +55,8 @@ def test_malformed_toml_names_the_file():
 def test_unknown_key_is_named_with_its_path():
     assert _error(BASE + 'splt_column = "x"\n') == (
         "x.toml: tables.orders.splt_column: unknown key (expected one of: connection, table, query, "
-        "primary_key, split_column, split_strategy, incremental_column, overlap_minutes, hash_columns, "
+        "primary_key, split_column, split_strategy, incremental_column, overlap_minutes, overlap_ids, "
+        "hash_columns, "
         "quality, transforms, partition_by, audit, sink, catalog, load)"
     )
 
@@ -83,6 +84,24 @@ def test_injection_in_column_names_is_rejected():
 def test_merge_without_primary_key_is_refused():
     text = BASE.replace('primary_key = ["o_orderkey"]\n', "") + 'sink = { mode = "merge" }\n'
     assert _error(text) == "x.toml: tables.orders.sink.mode: merge needs a primary_key"
+
+
+def test_incremental_table_without_a_key_appends_and_never_overwrites():
+    keyless = BASE.replace('primary_key = ["o_orderkey"]\n', "")
+    assert parse_spec(keyless, "x.toml").table("orders").sink.mode == "append"
+    assert parse_spec(keyless, "x.toml").table("orders").overlap_ids == 1000
+    for mode in ("overwrite", "overwrite_partitions"):
+        assert _error(keyless + f'sink = {{ mode = "{mode}" }}\n') == (
+            f"x.toml: tables.orders.sink.mode: {mode!r} with incremental_column would replace "
+            "the dataset with each window's rows; use merge (with a primary_key) or append"
+        )
+    full = keyless.replace('incremental_column = "updated_at"\n', "")
+    assert parse_spec(full, "x.toml").table("orders").sink.mode == "overwrite"
+    assert _error(full + 'sink = { mode = "append" }\n') == (
+        "x.toml: tables.orders.sink.mode: append needs an incremental_column "
+        "(each window is appended once)"
+    )
+    assert "overlap_ids: must be >= 0, got -1" in _error(BASE + "overlap_ids = -1\n")
 
 
 def test_table_and_query_are_exclusive():

@@ -34,6 +34,13 @@ PIPELINE_CONF: dict[str, str] = {
     # Timestamps are planned, compared and written in UTC; see sources/jdbc.py.
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    # Row counts come from observations on the write itself. When a shuffle's output is
+    # empty (an append whose rows all landed already, a batch all quarantined), this rule
+    # replaces the rest of the plan, and the observation's metrics with it (checked on
+    # Spark 3.5.8 and 4.1.4: `Observation.get` is empty).
+    "spark.sql.adaptive.optimizer.excludedRules": (
+        "org.apache.spark.sql.execution.adaptive.AQEPropagateEmptyRelation"
+    ),
 }
 
 

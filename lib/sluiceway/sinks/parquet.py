@@ -1,13 +1,27 @@
-"""Partitioned Parquet writes that are safe to rerun.
+"""Partitioned Parquet writes that survive a kill at any moment and are safe to rerun.
 
 Modes:
-- `overwrite_partitions`: dynamic partition overwrite; the batch replaces exactly the
-  partitions it has rows for.
-- `overwrite`: the batch replaces the whole dataset.
 - `merge`: upsert by primary key. The partitions the batch touches (where its rows go,
   and where older versions of its keys live) are rebuilt as old rows minus replaced keys
-  plus the batch, written to a staging prefix first, then swapped in with a dynamic
-  partition overwrite. A rerun of the same batch gives the same dataset.
+  plus the batch. A key with a NULL part is refused: it could never be matched again.
+- `overwrite_partitions`: the batch replaces exactly the partitions it has rows for.
+- `overwrite`: the batch replaces the whole dataset.
+- `append`: the batch is added as the files of one window (`part-w<window>-...`); a rerun
+  of the same window replaces that window's files instead of adding them twice.
+
+Every mode runs the same three steps, so one recovery covers them all:
+1. stage: Spark writes the new files under `<staging>/data` (invisible to readers);
+2. plan: `<staging>/_plan.json` lists every file to move into the dataset and every old
+   file or emptied partition to delete. Writing it (atomically) commits the write;
+3. finish: the moves, then the deletes, then the staging is dropped.
+A run that dies before step 2 leaves the dataset untouched (its staging is dropped by the
+next write); one that dies after it has its plan finished by the next write, or by
+`finish_interrupted` at the start of the next run. New files carry fresh names, so a move
+never replaces a file the plan deletes. Readers listing the dataset during step 3 may see
+a partition's new files beside its old ones (rows twice), never a partition missing.
+
+Partition values are handled as the text Spark writes in directory names (Spark's own
+cast to string), the one form the sink, the run report and the Glue catalog share.
 
 Local paths, `s3://` and `s3a://` URIs go through the same code: only Spark and the
 Hadoop FileSystem API touch storage.
@@ -17,31 +31,41 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
+import secrets
 from dataclasses import dataclass
-from typing import Any
+from functools import reduce
+from typing import Any, Literal, get_args
 
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
+from sluiceway import faults
 from sluiceway.errors import SinkError
 from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
 
 log = logging.getLogger(__name__)
 
+WriteMode = Literal["merge", "overwrite_partitions", "overwrite", "append"]
+WRITE_MODES: tuple[str, ...] = get_args(WriteMode)
 MAX_RECORDS_PER_FILE = 5_000_000
 _DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+_PLAN = "_plan.json"
+
+Partition = dict[str, str | None]  # partition column -> value as Spark writes it
 
 
 @dataclass(frozen=True)
 class WriteResult:
     path: str
-    partitions: tuple[dict[str, Any], ...]  # partition values the write replaced
-    removed: tuple[dict[str, Any], ...] = ()  # partitions the write emptied and deleted
+    partitions: tuple[Partition, ...]  # partition values the write replaced or added to
+    removed: tuple[Partition, ...] = ()  # partitions the write emptied and deleted
     replaced: bool = False  # the write replaced the whole dataset
 
 
 class HadoopFs:
-    """Existence checks and deletes through Hadoop's FileSystem (local, s3a, EMRFS alike)."""
+    """Listing, moving and small-file IO through Hadoop's FileSystem (local, s3a, EMRFS)."""
 
     def __init__(self, spark: SparkSession) -> None:
         self._jvm: Any = spark.sparkContext._jvm
@@ -50,40 +74,99 @@ class HadoopFs:
     def _path(self, path: str) -> Any:
         return self._jvm.org.apache.hadoop.fs.Path(path)
 
-    def exists(self, path: str) -> bool:
-        p = self._path(path)
-        return bool(p.getFileSystem(self._conf).exists(p))
+    def _fs(self, path: str) -> Any:
+        return self._path(path).getFileSystem(self._conf)
 
-    def has_data(self, path: str) -> bool:
-        """A dataset exists once Spark committed it (`_SUCCESS`) or any file is there."""
+    def exists(self, path: str) -> bool:
+        return bool(self._fs(path).exists(self._path(path)))
+
+    def qualified(self, path: str) -> str:
+        """`path` in the fully qualified form listings return (`file:/...`, `s3a://b/...`)."""
+        return str(self._fs(path).makeQualified(self._path(path))).rstrip("/")
+
+    def _data_files(self, path: str) -> Any:
+        """Data files under `path`, lazily: Spark skips any name starting with `_` or `.`."""
         p = self._path(path)
         fs = p.getFileSystem(self._conf)
-        return bool(fs.exists(p)) and any(
-            not s.getPath().getName().startswith((".", "_")) or s.getPath().getName() == "_SUCCESS"
-            for s in fs.listStatus(p)
-        )
+        if not fs.exists(p):
+            return
+        root = self.qualified(path)
+        listing = fs.listFiles(p, True)
+        while listing.hasNext():
+            status = listing.next()
+            full = str(status.getPath())
+            relative = full[len(root) + 1 :] if full.startswith(root + "/") else full
+            if not any(part.startswith(("_", ".")) for part in relative.split("/")):
+                yield full, int(status.getLen())
+
+    def has_data(self, path: str) -> bool:
+        """Whether any data file is there (a lone `_SUCCESS` is no dataset)."""
+        return next(iter(self._data_files(path)), None) is not None
+
+    def files(self, path: str) -> list[tuple[str, int]]:
+        """Every data file under `path` (recursively), with its size."""
+        return sorted(self._data_files(path))
+
+    def read_text(self, path: str) -> str | None:
+        p = self._path(path)
+        fs = p.getFileSystem(self._conf)
+        if not fs.exists(p):
+            return None
+        stream = fs.open(p)
+        try:
+            return str(self._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+        finally:
+            stream.close()
+
+    def write_text(self, path: str, text: str) -> None:
+        """Write through a temporary file and a rename, so readers never see half of it."""
+        p = self._path(path)
+        fs = p.getFileSystem(self._conf)
+        tmp = self._path(f"{path}.tmp")
+        out = fs.create(tmp, True)
+        try:
+            out.write(bytearray(text.encode("utf-8")))
+        finally:
+            out.close()
+        if fs.exists(p):
+            fs.delete(p, False)
+        if not fs.rename(tmp, p):
+            raise SinkError(f"could not rename {tmp} to {path}")
+
+    def move(self, src: str, dst: str) -> None:
+        """Move one file; a move an earlier attempt finished is skipped."""
+        s, d = self._path(src), self._path(dst)
+        fs = s.getFileSystem(self._conf)
+        if not fs.exists(s):
+            return
+        fs.mkdirs(d.getParent())
+        if fs.exists(d):  # an earlier attempt's copy (S3 renames copy, then delete)
+            fs.delete(d, False)
+        if not fs.rename(s, d):
+            raise SinkError(f"could not move {src} to {dst}")
 
     def delete(self, path: str) -> None:
+        """Delete a file or a directory tree; a missing one is fine."""
         p = self._path(path)
-        p.getFileSystem(self._conf).delete(p, True)
+        fs = p.getFileSystem(self._conf)
+        if fs.exists(p):
+            fs.delete(p, True)
+
+    remove = delete
 
 
-def partition_text(value: Any) -> str:
-    """A partition value as Spark writes it in a directory name, before escaping."""
-    if value is None:
-        return _DEFAULT_PARTITION
-    if isinstance(value, bool):
-        return "true" if value else "false"  # Spark's cast to string, not Python's str()
-    return str(value)
+def partition_text(value: str | None) -> str:
+    """A partition value as it stands in a directory name or a Glue partition (unescaped)."""
+    return _DEFAULT_PARTITION if value is None else value
 
 
-def partition_path(spark: SparkSession, partition: dict[str, Any]) -> str:
+def partition_path(spark: SparkSession, partition: Partition) -> str:
     """`a=1/b=x` exactly as Spark names the directories (same escaping, same NULL name)."""
     jvm: Any = spark.sparkContext._jvm
     utils = jvm.org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils
     parts = []
     for column, value in partition.items():
-        text = _DEFAULT_PARTITION if value is None else utils.escapePathName(partition_text(value))
+        text = _DEFAULT_PARTITION if value is None else utils.escapePathName(value)
         parts.append(f"{utils.escapePathName(column)}={text}")
     return "/".join(parts)
 
@@ -109,58 +192,40 @@ def stored_partitions(
     return found
 
 
-def _sorted(partitions: Any) -> tuple[dict[str, Any], ...]:
-    return tuple(sorted(partitions, key=lambda d: [str(v) for v in d.values()]))
+def partition_texts(partition_by: tuple[str, ...]) -> list[Column]:
+    """Partition columns as the text Spark puts in directory names ("" is NULL there too)."""
+    return [
+        F.when(F.col(c).cast("string") != "", F.col(c).cast("string")).alias(c)
+        for c in partition_by
+    ]
 
 
-def _write(
-    df: DataFrame,
-    path: str,
-    partition_by: tuple[str, ...],
-    compression: str,
-    *,
-    static: bool = False,
-) -> tuple[dict[str, Any], ...]:
-    """Overwrite `path` with `df` in one Spark job; returns the partitions written.
-
-    The partition values are observed during the write itself, so the data is read once.
-    Dynamic partition overwrite (the session default) replaces only those partitions;
-    `static` replaces the whole dataset.
-    """
-    observation = Observation()
-    if partition_by:
-        # Spark 3.5 cannot hand nested values to Python from an observation: send JSON.
-        partitions = F.to_json(F.collect_set(F.struct(*partition_by)))
-        # One task per partition value: few, large files instead of tasks x partitions.
-        df = df.observe(observation, partitions.alias("partitions")).repartition(*partition_by)
-    writer = (
-        df.write.mode("overwrite")
-        .option("compression", compression)
-        .option("maxRecordsPerFile", MAX_RECORDS_PER_FILE)
-    )
-    if static:
-        writer = writer.option("partitionOverwriteMode", "static")
-    if partition_by:
-        writer.partitionBy(*partition_by).parquet(path)
-        return _sorted(json.loads(observation.get["partitions"]))
-    writer.parquet(path)
-    return ()
+def _in_partitions(
+    df: DataFrame, partitions: DataFrame, partition_by: tuple[str, ...]
+) -> DataFrame:
+    """The rows of `df` in `partitions` (a frame of partition texts)."""
+    hidden = [f"__p_{c}" for c in partition_by]
+    texts = [
+        text.alias(name) for text, name in zip(partition_texts(partition_by), hidden, strict=True)
+    ]
+    tagged = df.select("*", *texts)
+    match = [tagged[h].eqNullSafe(partitions[c]) for h, c in zip(hidden, partition_by, strict=True)]
+    return tagged.join(F.broadcast(partitions), match, how="left_semi").drop(*hidden)
 
 
-def _distinct_partitions(
-    df: DataFrame, partition_by: tuple[str, ...]
-) -> tuple[dict[str, Any], ...]:
-    return _sorted(r.asDict() for r in df.select(*partition_by).distinct().collect())
+def _key(partition: Partition) -> tuple[str | None, ...]:
+    return tuple(partition.values())
+
+
+def _sorted(partitions: Any) -> tuple[Partition, ...]:
+    return tuple(sorted(partitions, key=lambda d: [(v is None, v or "") for v in d.values()]))
 
 
 def check_compatible(
-    existing: DataFrame, batch: DataFrame, where: str, partition_by: tuple[str, ...] = ()
+    existing: T.StructType, batch: DataFrame, where: str, partition_by: tuple[str, ...] = ()
 ) -> None:
-    """Added columns are fine; a column whose type changes is refused before any write.
-
-    Partition columns are skipped: their types on disk are only inferred from directory names.
-    """
-    old = {f.name: f.dataType for f in existing.schema.fields if f.name not in partition_by}
+    """Added columns are fine; a column whose type changes is refused before any write."""
+    old = {f.name: f.dataType for f in existing.fields if f.name not in partition_by}
     for f in batch.schema.fields:
         if f.name in old and old[f.name] != f.dataType:
             raise SinkError(
@@ -169,167 +234,260 @@ def check_compatible(
             )
 
 
+def read_existing(
+    spark: SparkSession, path: str, batch_schema: T.StructType, partition_by: tuple[str, ...]
+) -> DataFrame:
+    """The dataset with every column any of its files has (merged footers), and partition
+    columns typed as in the batch, never inferred from directory names ("01" stays "01")."""
+    merged = spark.read.option("mergeSchema", "true").parquet(path).schema
+    types = {f.name: f for f in batch_schema.fields}
+    fields = [f for f in merged.fields if f.name not in partition_by]
+    fields += [types[c] for c in partition_by]
+    return spark.read.schema(T.StructType(fields)).parquet(path)
+
+
 def write_parquet(
     spark: SparkSession,
     batch: DataFrame,
     path: str,
     *,
-    mode: str,
+    mode: WriteMode | str,  # a spec's text: checked here
     partition_by: tuple[str, ...],
     primary_key: tuple[str, ...] = (),
     compression: str = "snappy",
     staging_path: str,
     where: str,
+    window: str | None = None,
+    overlap: Column | None = None,
 ) -> WriteResult:
-    """Write `batch` to `path` in the given mode; a failed write leaves `path` as it was."""
+    """Write `batch` to `path` in `mode` (see the module doc); a failed or killed write
+    leaves `path` as it was, or is finished by the next one.
+
+    `append` needs `window`, a name for the batch's window that a rerun of the same window
+    repeats; rows of existing data matching `overlap` that equal a batch row are not
+    appended again (the re-read overlap of an append-only table).
+    """
+    if mode not in WRITE_MODES:
+        raise SinkError(f"{where}: unknown write mode {mode!r} (expected {', '.join(WRITE_MODES)})")
+    if mode == "merge" and not primary_key:
+        raise SinkError(f"{where}: merge needs a primary key")
+    if mode == "append" and not window:
+        raise SinkError(f"{where}: append needs a window name")
     missing = [c for c in (*partition_by, *primary_key) if c not in batch.columns]
     if missing:
         raise SinkError(f"{where}: columns {', '.join(missing)} not in the data to write")
     fs = HadoopFs(spark)
+    name = staging_path.rstrip("/").rsplit("/", 1)[-1]
+    target = _Target(spark, fs, path.rstrip("/"), partition_by, staging_path.rstrip("/"), name)
     try:
-        _recover(spark, fs, path, partition_by, compression, staging_path, where)
-        if not fs.has_data(path):
-            return WriteResult(path, _write(batch, path, partition_by, compression), replaced=True)
-        existing = spark.read.parquet(path)
-        check_compatible(existing, batch, where, partition_by)
-        if mode == "overwrite_partitions":
-            # Each partition directory is replaced whole from the batch; nothing is read back.
-            return WriteResult(path, _write(batch, path, partition_by, compression))
+        target.recover(where)
+        existing = None
+        if fs.has_data(path):
+            existing = read_existing(spark, path, batch.schema, partition_by)
+            check_compatible(existing.schema, batch, where, partition_by)
+        if existing is None or mode == "overwrite":
+            return target.replace_all(batch, primary_key, compression, where)
         if mode == "merge":
-            staged, touched, present = _stage_merge(
-                spark,
-                existing,
-                batch,
-                partition_by,
-                primary_key,
-                compression,
-                f"{staging_path}/merge",
-            )
-            # A touched partition with no row left (every row moved out) must go.
-            kept = set(map(_key, present))
-            emptied = tuple(p for p in touched if _key(p) not in kept)
-            _swap(spark, fs, staged, path, partition_by, compression, dynamic=True, emptied=emptied)
-            fs.delete(staging_path)
-            return WriteResult(path, touched, removed=emptied)
-        staged, touched = _stage(spark, batch, partition_by, compression, f"{staging_path}/replace")
-        _swap(spark, fs, staged, path, partition_by, compression, dynamic=False)
-        fs.delete(staging_path)
-        return WriteResult(path, touched, replaced=True)
+            return target.merge(existing, batch, primary_key, compression, where)
+        if mode == "append":
+            assert window is not None
+            return target.append(existing, batch, window, overlap, compression, where)
+        return target.replace_partitions(batch, compression, where)
     except SPARK_ERRORS as exc:
         raise SinkError(f"{where}: writing {path} failed: {describe_spark_error(exc)}") from exc
 
 
-def _recover(
-    spark: SparkSession,
-    fs: HadoopFs,
-    path: str,
-    partition_by: tuple[str, ...],
-    compression: str,
-    staging_path: str,
-    where: str,
-) -> None:
-    """Finish a swap that an earlier run started but did not end.
-
-    A committed staging copy (`_SUCCESS`) means the earlier run may have died while
-    replacing `path`: copying it in again is idempotent and brings back any partition
-    that was removed but not yet rewritten. An uncommitted one is simply dropped.
-    """
-    for kind, dynamic in (("merge", True), ("replace", False)):
-        staged_path = f"{staging_path}/{kind}"
-        if fs.exists(f"{staged_path}/_SUCCESS"):
-            log.warning("%s: finishing an interrupted write from %s", where, staged_path)
-            staged = spark.read.parquet(staged_path)
-            _swap(spark, fs, staged, path, partition_by, compression, dynamic=dynamic)
-    fs.delete(staging_path)
-
-
-def _stage(
-    spark: SparkSession,
-    df: DataFrame,
-    partition_by: tuple[str, ...],
-    compression: str,
-    staged_path: str,
-) -> tuple[DataFrame, tuple[dict[str, Any], ...]]:
-    """Write `df` to `staged_path`; returns it read back, and the partitions it has."""
-    present = _write(df, staged_path, partition_by, compression)
-    return spark.read.schema(df.schema).parquet(staged_path), present
-
-
-def _stage_merge(
-    spark: SparkSession,
-    existing: DataFrame,
-    batch: DataFrame,
-    partition_by: tuple[str, ...],
-    primary_key: tuple[str, ...],
-    compression: str,
-    staged_path: str,
-) -> tuple[DataFrame, tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
-    """Stage old rows minus replaced keys plus the batch, for every partition the batch touches.
-
-    Returns the staged data, the partitions touched and the partitions the staged data has.
-    The batch is read several times here, so it is cached for the duration.
-    """
-    batch = batch.persist()
+def finish_interrupted(spark: SparkSession, staging_path: str, where: str) -> bool:
+    """Finish the committed write a killed run left under `staging_path`, if any."""
     try:
-        return _stage_merge_cached(
-            spark, existing, batch, partition_by, primary_key, compression, staged_path
+        plan = HadoopFs(spark).read_text(f"{staging_path.rstrip('/')}/{_PLAN}")
+        if plan is None:
+            return False
+        log.warning("%s: finishing the write an interrupted run committed", where)
+        _finish(HadoopFs(spark), json.loads(plan), staging_path.rstrip("/"))
+        return True
+    except SPARK_ERRORS as exc:
+        raise SinkError(
+            f"{where}: finishing an interrupted write: {describe_spark_error(exc)}"
+        ) from exc
+
+
+def _finish(fs: HadoopFs, plan: dict[str, Any], staging: str) -> None:
+    """Moves first, then deletes: a reader never finds a partition missing."""
+    name = plan["name"]
+    for src, dst in plan["moves"]:
+        fs.move(src, dst)
+        faults.reached(f"swap:{name}")
+    for path in plan["deletes"]:
+        fs.delete(path)
+    faults.reached(f"swapped:{name}")
+    fs.delete(staging)
+
+
+@dataclass(frozen=True)
+class _Target:
+    spark: SparkSession
+    fs: HadoopFs
+    path: str
+    partition_by: tuple[str, ...]
+    staging: str
+    name: str  # the dataset's name, for kill points and file names
+
+    def recover(self, where: str) -> None:
+        """Finish a committed plan; drop an uncommitted staging."""
+        if not finish_interrupted(self.spark, self.staging, where):
+            self.fs.delete(self.staging)
+
+    def replace_all(
+        self, batch: DataFrame, primary_key: tuple[str, ...], compression: str, where: str
+    ) -> WriteResult:
+        present = self._stage(batch, primary_key, compression, where)
+        old = [p for p, _ in self.fs.files(self.path)]
+        removed = self._dirs_not_in(present) if self.partition_by else []
+        self._commit(f"s{secrets.token_hex(4)}", old + removed)
+        return WriteResult(self.path, present, replaced=True)
+
+    def replace_partitions(self, batch: DataFrame, compression: str, where: str) -> WriteResult:
+        present = self._stage(batch, (), compression, where)
+        self._commit(f"s{secrets.token_hex(4)}", self._files_in(present))
+        return WriteResult(self.path, present)
+
+    def merge(
+        self,
+        existing: DataFrame,
+        batch: DataFrame,
+        primary_key: tuple[str, ...],
+        compression: str,
+        where: str,
+    ) -> WriteResult:
+        batch = batch.persist()  # read for the touched partitions, the keys and the write
+        try:
+            keys = batch.select(*primary_key)
+            touched: tuple[Partition, ...] = ()
+            if self.partition_by:
+                # Partitions where the batch's rows go, and where older versions of its keys
+                # live (a key whose partition value changed must leave its old partition).
+                moved_from = existing.select(*primary_key, *self.partition_by).join(
+                    keys, list(primary_key), how="left_semi"
+                )
+                both = batch.select(*self.partition_by).unionByName(
+                    moved_from.select(*self.partition_by)
+                )
+                touched = _sorted(
+                    r.asDict()
+                    for r in both.select(partition_texts(self.partition_by)).distinct().collect()
+                )
+                lit = self.spark.createDataFrame(
+                    [tuple(p.values()) for p in touched],
+                    T.StructType([T.StructField(c, T.StringType()) for c in self.partition_by]),
+                )
+                existing = _in_partitions(existing, lit, self.partition_by)
+            merged = existing.join(keys, list(primary_key), how="left_anti").unionByName(
+                batch, allowMissingColumns=True
+            )
+            present = self._stage(merged, primary_key, compression, where)
+        finally:
+            batch.unpersist()
+        if not self.partition_by:
+            self._commit(f"s{secrets.token_hex(4)}", [p for p, _ in self.fs.files(self.path)])
+            return WriteResult(self.path, (), replaced=True)
+        kept = {_key(p) for p in present}
+        emptied = tuple(p for p in touched if _key(p) not in kept)
+        old = self._files_in(tuple(p for p in touched if _key(p) in kept))
+        gone = [f"{self.path}/{partition_path(self.spark, p)}" for p in emptied]
+        self._commit(f"s{secrets.token_hex(4)}", old + gone)
+        return WriteResult(self.path, touched, removed=emptied)
+
+    def append(
+        self,
+        existing: DataFrame,
+        batch: DataFrame,
+        window: str,
+        overlap: Column | None,
+        compression: str,
+        where: str,
+    ) -> WriteResult:
+        prefix = f"part-w{window}-"
+        # An earlier attempt at this window is replaced, so it must not count as landed.
+        landed = existing.where(~F.col("_metadata.file_name").startswith(prefix))
+        if overlap is not None:
+            shared = [c for c in batch.columns if c in landed.columns and not c.startswith("_")]
+            seen = landed.where(overlap).select(*shared)
+            batch = batch.join(seen, [batch[c].eqNullSafe(seen[c]) for c in shared], "left_anti")
+        present = self._stage(batch, (), compression, where)
+        earlier = [
+            p for p, _ in self.fs.files(self.path) if p.rsplit("/", 1)[-1].startswith(prefix)
+        ]
+        self._commit(f"w{window}-{secrets.token_hex(4)}", earlier)
+        return WriteResult(self.path, present)
+
+    # --- the three steps ---------------------------------------------------------------
+
+    def _stage(
+        self, df: DataFrame, primary_key: tuple[str, ...], compression: str, where: str
+    ) -> tuple[Partition, ...]:
+        """Write `df` under the staging; returns the partitions it has. Observed in the
+        write itself: the partition texts, and the rows with a NULL key part (refused)."""
+        observation = Observation()
+        metrics = [F.count(F.lit(1)).alias("rows")]
+        if primary_key:
+            null_key = reduce(operator.or_, [F.col(k).isNull() for k in primary_key])
+            metrics.append(F.sum(F.when(null_key, 1).otherwise(0)).alias("null_keys"))
+        if self.partition_by:
+            # Spark 3.5 cannot hand nested values to Python from an observation: send JSON.
+            texts = F.struct(*partition_texts(self.partition_by))
+            metrics.append(F.to_json(F.collect_set(texts)).alias("partitions"))
+        df = df.observe(observation, *metrics)
+        writer = df.repartition(*self.partition_by) if self.partition_by else df
+        out = (
+            writer.write.mode("overwrite")
+            .option("partitionOverwriteMode", "static")
+            .option("compression", compression)
+            .option("maxRecordsPerFile", MAX_RECORDS_PER_FILE)
         )
-    finally:
-        batch.unpersist()
+        if self.partition_by:
+            out = out.partitionBy(*self.partition_by)
+        out.parquet(f"{self.staging}/data")
+        seen = observation.get
+        if seen.get("null_keys"):
+            self.fs.delete(self.staging)
+            raise SinkError(
+                f"{where}: {seen['null_keys']} rows have a NULL in primary key column(s) "
+                f"{', '.join(primary_key)}; refusing to write rows no later run could match"
+            )
+        faults.reached(f"staged:{self.name}")
+        if not self.partition_by:
+            return ()
+        found = json.loads(seen["partitions"]) if seen.get("partitions") else []
+        # to_json leaves NULL fields out: put them back, in partition order.
+        return _sorted({c: p.get(c) for c in self.partition_by} for p in found)
 
+    def _commit(self, token: str, deletes: list[str]) -> None:
+        """Write the plan (this commits the write), then carry it out."""
+        staged_root = self.fs.qualified(f"{self.staging}/data")
+        moves = []
+        for index, (src, _) in enumerate(self.fs.files(f"{self.staging}/data")):
+            directory, _, file_name = src[len(staged_root) + 1 :].rpartition("/")
+            suffix = file_name.split(".", 1)[1] if "." in file_name else "parquet"
+            dst = "/".join(
+                p for p in (self.path, directory, f"part-{token}-{index:05d}.{suffix}") if p
+            )
+            moves.append([src, dst])
+        plan = {"name": self.name, "moves": moves, "deletes": deletes}
+        self.fs.write_text(f"{self.staging}/{_PLAN}", json.dumps(plan))
+        faults.reached(f"planned:{self.name}")
+        _finish(self.fs, plan, self.staging)
 
-def _stage_merge_cached(
-    spark: SparkSession,
-    existing: DataFrame,
-    batch: DataFrame,
-    partition_by: tuple[str, ...],
-    primary_key: tuple[str, ...],
-    compression: str,
-    staged_path: str,
-) -> tuple[DataFrame, tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
-    types = {f.name: f.dataType for f in batch.schema.fields}
-    # Partition column types are inferred from directory names; align them with the batch.
-    for column in partition_by:
-        existing = existing.withColumn(column, F.col(column).cast(types[column]))
-    keys = batch.select(*primary_key)
-    touched: tuple[dict[str, Any], ...] = ()
-    if partition_by:
-        # Partitions where the batch's rows go, and where older versions of its keys live
-        # (a key whose partition value changed must leave its old partition).
-        moved_from = existing.select(*primary_key, *partition_by).join(
-            keys, list(primary_key), how="left_semi"
-        )
-        touched_df = (
-            batch.select(*partition_by).unionByName(moved_from.select(*partition_by)).distinct()
-        )
-        touched = _distinct_partitions(touched_df, partition_by)
-        touched_lit = spark.createDataFrame(list(touched), existing.select(*partition_by).schema)
-        match = [existing[c].eqNullSafe(touched_lit[c]) for c in partition_by]
-        existing = existing.join(F.broadcast(touched_lit), match, how="left_semi")
-    merged = existing.join(keys, list(primary_key), how="left_anti").unionByName(
-        batch, allowMissingColumns=True
-    )
-    staged, present = _stage(spark, merged, partition_by, compression, staged_path)
-    return staged, touched, present
+    def _files_in(self, partitions: tuple[Partition, ...]) -> list[str]:
+        return [
+            p
+            for partition in partitions
+            for p, _ in self.fs.files(f"{self.path}/{partition_path(self.spark, partition)}")
+        ]
 
-
-def _swap(
-    spark: SparkSession,
-    fs: HadoopFs,
-    staged: DataFrame,
-    path: str,
-    partition_by: tuple[str, ...],
-    compression: str,
-    *,
-    dynamic: bool,
-    emptied: tuple[dict[str, Any], ...] = (),
-) -> None:
-    """Copy the staged data over `path` (its partitions only, or the whole dataset), then
-    remove the `emptied` partition directories."""
-    _write(staged, path, partition_by, compression, static=not dynamic)
-    for partition in emptied:
-        fs.delete(f"{path.rstrip('/')}/{partition_path(spark, partition)}")
-
-
-def _key(partition: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(str(v) for v in partition.values())
+    def _dirs_not_in(self, present: tuple[Partition, ...]) -> list[str]:
+        """Top-level partition directories that the new data does not have."""
+        first = self.partition_by[0]
+        keep = {partition_path(self.spark, {first: p[first]}) for p in present}
+        stored = stored_partitions(self.spark, self.path, (first,))
+        return [f"{self.path}/{d}" for d in stored.values() if d not in keep]

@@ -5,10 +5,17 @@ incremental column's maximum within the window; a skewed split column can ask fo
 quantiles instead. The read is then one Spark partition per predicate, never more
 partitions than the connection's `max_connections`.
 
-Time zones: the JVM and the Spark session run in UTC, the PostgreSQL driver sets the
-session TimeZone from the JVM, and the MySQL URL forces the session to UTC. Bounds are
+Time zones: the Spark session runs in UTC and every connection sets its own session zone
+to UTC (PostgreSQL `options=-c TimeZone=UTC`, MySQL `connectionTimeZone` forced to the
+session); planning checks the zone the database really uses, and `check_time_zone` the
+driver JVM's, whose zone the drivers use for timestamps without time zone. Bounds are
 rendered by Spark as UTC strings and sent back as literals, so a timestamp (with or
 without time zone, DATETIME or TIMESTAMP) round-trips exactly.
+
+Windows: a run reads from the committed watermark minus an overlap (`overlap_minutes` for
+time cursors, `overlap_ids` for integer ones, so a late commit is not lost) up to the
+highest value at planning time, but never past the database's clock: one row stamped in
+the far future must not freeze extraction at its value.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ log = logging.getLogger(__name__)
 _HOST = re.compile(r"^[A-Za-z0-9.\-_]+$")
 _DATABASE = re.compile(r"^[A-Za-z0-9_\-$]+$")
 _EPOCH = datetime(1970, 1, 1)
+_UTC_NAMES = {"UTC", "Etc/UTC", "GMT", "Etc/GMT", "+00:00", "Z", "UCT", "Universal", "Zulu"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,8 @@ class Dialect:
     default_port: int
     # Connection properties that make reads stream, fail fast and run in UTC.
     properties: dict[str, str]
+    session_zone_sql: str  # the connection's time zone, as the server reports it
+    clock_sql: str  # the server's clock, to microseconds
 
     def quote(self, name: str) -> str:
         return ".".join(f"{self.quote_char}{part}{self.quote_char}" for part in name.split("."))
@@ -61,7 +71,11 @@ DIALECTS = {
             "connectTimeout": "10",
             "loginTimeout": "15",
             "tcpKeepAlive": "true",
+            # The driver would send the JVM's zone; this sets the session's, whatever it is.
+            "options": "-c TimeZone=UTC",
         },
+        "current_setting('TimeZone')",
+        "CURRENT_TIMESTAMP",
     ),
     "mysql": Dialect(
         "mysql",
@@ -76,6 +90,8 @@ DIALECTS = {
             "forceConnectionTimeZoneToSession": "true",
             "tinyInt1isBit": "true",
         },
+        "@@session.time_zone",
+        "CURRENT_TIMESTAMP(6)",
     ),
 }
 
@@ -114,6 +130,7 @@ class ReadPlan:
     rows_expected: int
     watermark_before: Watermark | None
     watermark_after: Watermark | None
+    window_start: Any = None  # the cursor value the window starts at (None: a full read)
 
 
 def jdbc_source(conn: Connection, creds: Credentials) -> JdbcSource:
@@ -209,6 +226,26 @@ def _from_number(kind: str, number: int) -> Any:
     return _EPOCH + timedelta(microseconds=number)
 
 
+def check_time_zone(spark: SparkSession) -> None:
+    """The drivers read timestamps without time zone in the driver JVM's zone: make it UTC.
+
+    In local mode the executors are the driver's JVM, so setting it fixes both; on a
+    cluster (Glue and EMR run in UTC) a JVM in another zone is refused before any read.
+    """
+    jvm: Any = spark.sparkContext._jvm
+    zone = str(jvm.java.util.TimeZone.getDefault().getID())
+    if zone in _UTC_NAMES:
+        return
+    if (spark.sparkContext.master or "").startswith("local"):
+        log.warning("the JVM runs in %s; switching it to UTC for exact timestamps", zone)
+        jvm.java.util.TimeZone.setDefault(jvm.java.util.TimeZone.getTimeZone("UTC"))
+        return
+    raise SourceError(
+        f"the Spark driver JVM runs in time zone {zone}; JDBC timestamps would shift. "
+        "Start it with -Duser.timezone=UTC (spark.driver/executor.extraJavaOptions)"
+    )
+
+
 def plan_read(
     spark: SparkSession,
     source: JdbcSource,
@@ -219,31 +256,22 @@ def plan_read(
     """Ask the database for counts and bounds, then build balanced partition predicates."""
     q = source.dialect.quote
     relation = _relation(source, table)
-    filters: list[str] = []
+    window: list[str] = []  # the lower bound; the upper one is set once the maximum is known
     inc = q(table.incremental_column) if table.incremental_column else None
+    start = None
     if inc and watermark is not None:
-        filters.append(
-            f"{inc} >= {_literal(watermark.kind, _window_start(watermark, table.overlap_minutes))}"
+        start = _window_start(watermark, table.overlap_minutes, table.overlap_ids)
+        window.append(f"{inc} >= {_literal(watermark.kind, start)}")
+    stats_df, stats = _stats(spark, source, table, relation, window, where)
+    zone = str(stats.get("session_zone") or "")
+    if zone not in _UTC_NAMES:
+        raise SourceError(
+            f"{where}: {source.description}: the session time zone is {zone!r}, not UTC; "
+            "timestamps would shift (does the connection override `options`?)"
         )
-    split = q(table.split_column) if table.split_column else None
-
-    select = ["COUNT(*) AS row_count"]
-    if split:
-        select += [
-            f"COUNT({split}) AS split_count",
-            f"MIN({split}) AS split_lo",
-            f"MAX({split}) AS split_hi",
-        ]
-    if inc:
-        select.append(f"MAX({inc}) AS inc_hi")
-    stats_sql = f"SELECT {', '.join(select)} FROM {relation}" + _where(filters)
-    stats_df = _query(spark, source, stats_sql, where)
-    stats = _first_as_strings(stats_df, where, source)
-    rows = int(stats.get("row_count") or 0)
-    log.info("%s: %d rows in window", where, rows)
-
+    filters = window
     watermark_after = watermark
-    if inc and rows > 0:
+    if inc and int(stats.get("row_count") or 0) > 0:
         inc_kind = _kind_of(stats_df.schema["inc_hi"].dataType)
         if inc_kind is None:
             raise SpecError(
@@ -254,30 +282,89 @@ def plan_read(
             raise SourceError(
                 f"{where}: incremental column {table.incremental_column!r} is all NULL"
             )
-        watermark_after = Watermark(inc_kind, str(stats["inc_hi"]))
-        # Rows committed after planning are left for the next run, so the watermark is exact.
-        upper = f"{inc} <= {_literal(inc_kind, watermark_after.value)}"
-        filters.append(upper if watermark is not None else f"({upper} OR {inc} IS NULL)")
-
+        clock = _clock(inc_kind, stats)
+        if clock is not None and _to_number(inc_kind, str(stats["inc_hi"])) > _to_number(
+            inc_kind, clock
+        ):
+            log.warning(
+                "%s: %s reaches %s, past the database clock %s; those rows wait for a later run",
+                where,
+                table.incremental_column,
+                stats["inc_hi"],
+                clock,
+            )
+            capped = [*window, _upper(inc, inc_kind, clock, with_nulls=watermark is None)]
+            stats_df, stats = _stats(spark, source, table, relation, capped, where)
+            filters = capped
+        if stats.get("inc_hi") is not None:
+            watermark_after = Watermark(inc_kind, str(stats["inc_hi"]))
+            # Rows committed after planning are left for the next run: the watermark is exact.
+            upper = _upper(inc, inc_kind, watermark_after.value, with_nulls=watermark is None)
+            filters = [*window, upper]
+    rows = int(stats.get("row_count") or 0)
+    log.info("%s: %d rows in window", where, rows)
     predicates = _split_predicates(
         spark, source, table, relation, filters, stats, stats_df, rows, where
     )
-    return ReadPlan(relation, predicates, rows, watermark, watermark_after)
+    return ReadPlan(relation, predicates, rows, watermark, watermark_after, start)
+
+
+def _upper(inc: str, kind: str, value: Any, *, with_nulls: bool) -> str:
+    """`inc <= value`; a full read also takes the rows whose cursor is NULL."""
+    upper = f"{inc} <= {_literal(kind, value)}"
+    return f"({upper} OR {inc} IS NULL)" if with_nulls else upper
+
+
+def _stats(
+    spark: SparkSession,
+    source: JdbcSource,
+    table: TableSpec,
+    relation: str,
+    filters: list[str],
+    where: str,
+) -> tuple[DataFrame, dict[str, str | None]]:
+    """One query: rows in the window, split bounds, the cursor's maximum, the clock, the zone."""
+    q = source.dialect.quote
+    select = ["COUNT(*) AS row_count"]
+    if table.split_column:
+        split = q(table.split_column)
+        select += [
+            f"COUNT({split}) AS split_count",
+            f"MIN({split}) AS split_lo",
+            f"MAX({split}) AS split_hi",
+        ]
+    if table.incremental_column:
+        select.append(f"MAX({q(table.incremental_column)}) AS inc_hi")
+    select += [
+        f"{source.dialect.clock_sql} AS db_now",
+        f"{source.dialect.session_zone_sql} AS session_zone",
+    ]
+    stats_sql = f"SELECT {', '.join(select)} FROM {relation}" + _where(filters)
+    stats_df = _query(spark, source, stats_sql, where)
+    return stats_df, _first_as_strings(stats_df, where, source)
+
+
+def _clock(kind: str, stats: dict[str, str | None]) -> str | None:
+    """The database clock in the cursor's kind (None for integer cursors)."""
+    now = stats.get("db_now")
+    if kind == "int" or now is None:
+        return None
+    return now[:10] if kind == "date" else now
 
 
 def _where(filters: list[str]) -> str:
     return f" WHERE {' AND '.join(filters)}" if filters else ""
 
 
-def _window_start(watermark: Watermark, overlap_minutes: int) -> Any:
-    """Re-read the last `overlap_minutes` so late commits with older timestamps are not lost."""
+def _window_start(watermark: Watermark, overlap_minutes: int, overlap_ids: int) -> Any:
+    """Re-read the overlap so late commits with older cursor values are not lost."""
     if watermark.kind == "timestamp":
         return datetime.fromisoformat(watermark.value) - timedelta(minutes=overlap_minutes)
     if watermark.kind == "date":
         return date.fromisoformat(watermark.value) - timedelta(
             days=math.ceil(overlap_minutes / 1440)
         )
-    return int(watermark.value)
+    return int(watermark.value) - overlap_ids
 
 
 def _split_predicates(

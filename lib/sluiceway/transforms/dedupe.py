@@ -42,12 +42,21 @@ def _tie_breakers(df: DataFrame) -> list[Column]:
     return [F.xxhash64(*hashable).asc(), *sortable]
 
 
+def _any_null(keys: Sequence[str]) -> Column:
+    null = col(keys[0]).isNull()
+    for key in keys[1:]:
+        null = null | col(key).isNull()
+    return null
+
+
 def dedupe_latest(df: DataFrame, keys: Sequence[str], order_by: str | Sequence[str]) -> DataFrame:
     """Keep one row per key: the newest by `order_by` (descending, NULLs last).
 
     Rows tied on `order_by` are ordered by a hash of all columns, then by the columns, so
-    the same input rows give the same output under any partitioning. NULL keys form one
-    group, as in GROUP BY. Output columns are the input columns, in the same order.
+    the same input rows give the same output under any partitioning. A row with a NULL in
+    any key column is kept as it is: NULL matches no key, so such rows are never folded
+    together (the sinks refuse them by name). Output columns are the input columns, in
+    the same order.
     """
     keys = [keys] if isinstance(keys, str) else list(keys)
     ordering = [order_by] if isinstance(order_by, str) else list(order_by)
@@ -61,6 +70,6 @@ def dedupe_latest(df: DataFrame, keys: Sequence[str], order_by: str | Sequence[s
     )
     return (
         df.withColumn(_RANK, F.row_number().over(window))
-        .filter(F.col(_RANK) == 1)
+        .filter((F.col(_RANK) == 1) | _any_null(keys))
         .select([col(name) for name in df.columns])
     )

@@ -15,7 +15,7 @@ def _ts(day: int) -> datetime:
     return datetime(2024, 1, day, tzinfo=UTC)
 
 
-def test_dedupe_latest_keeps_newest_row_per_key(spark):
+def test_dedupe_latest_keeps_newest_row_per_key_and_never_folds_null_keys(spark):
     df = spark.createDataFrame(
         [
             (1, _ts(1), 1, "old"),
@@ -29,7 +29,12 @@ def test_dedupe_latest_keeps_newest_row_per_key(spark):
         SCHEMA,
     )
     expected = spark.createDataFrame(
-        [(1, _ts(3), 3, "newest"), (2, None, 1, "only undated"), (None, _ts(2), 2, "null key new")],
+        [
+            (1, _ts(3), 3, "newest"),
+            (2, None, 1, "only undated"),
+            (None, _ts(1), 1, "null key old"),
+            (None, _ts(2), 2, "null key new"),
+        ],
         SCHEMA,
     )
     result = dedupe_latest(df, ["id"], "updated_at")
@@ -56,8 +61,8 @@ def test_dedupe_latest_breaks_ties_deterministically(spark):
     winners = set()
     for rows, partitions in [(tied, 1), (tied[::-1], 1), (tied[3:] + tied[:3], 3)]:
         df = spark.createDataFrame(rows, SCHEMA).repartition(partitions)
-        result = dedupe_latest(df, ["id"], "updated_at").orderBy("id").collect()
-        assert len(result) == 2
+        result = dedupe_latest(df, ["id"], "updated_at").orderBy("id", "payload").collect()
+        assert len(result) == 3  # one of the tied copies, and both NULL-key rows
         winners.add(tuple(result))
     assert len(winners) == 1
 
