@@ -88,6 +88,7 @@ def _run(spec: Path, out: Path, password: str, kill_at: str | None = None):
         "SLUICEWAY_TPCH_PASSWORD": password,
         "SLUICEWAY_HASH_SALT": "test-salt",
         "SLUICEWAY_SPARK_MASTER": "local[2]",
+        "SLUICEWAY_SHUFFLE_PARTITIONS": "2",  # two cores, small data: fewer, larger tasks
     }
     env.pop(KILL_AT, None)
     if kill_at:
