@@ -10,8 +10,6 @@ generating it is not timed):
 - `upsert`: `sinks.jdbc.write_jdbc(mode="upsert")` into a target already holding half the
   keys (older versions): dedupe, schema check, staging table, one INSERT ... ON CONFLICT /
   ON DUPLICATE KEY UPDATE transaction, drop staging.
-- `redshift-sql` (PostgreSQL only): `sinks.redshift.write_redshift` with the staging table
-  filled over JDBC from the staged Parquet instead of COPY, then the MERGE transaction.
 Prints the median seconds, rows/s and the ratio to `insert`.
 """
 
@@ -20,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 
@@ -29,7 +26,6 @@ from pyspark.sql import functions as F
 
 from sluiceway.runtimes.local import build_local_session
 from sluiceway.sinks.jdbc import BATCH_PROPERTIES, write_jdbc
-from sluiceway.sinks.redshift import write_redshift
 from sluiceway.sinks.sql import JvmJdbcRunner
 from sluiceway.sources.credentials import Credentials
 from sluiceway.sources.jdbc import JdbcSource, jdbc_source
@@ -101,31 +97,10 @@ def main() -> int:
             spark, new, source, "bench_upsert", mode="upsert", key=["id"], order_by=["updated_at"]
         )
 
-    staging_root = tempfile.mkdtemp(prefix="sluiceway-bench-upsert-")
-
-    def redshift_sql() -> None:
-        def load(path: str, staging: str) -> None:
-            spark.read.parquet(path).write.jdbc(source.url, q(staging), "append", props)
-
-        write_redshift(
-            spark,
-            new,
-            runner,
-            "bench_merge",
-            mode="upsert",
-            key=["id"],
-            order_by=["updated_at"],
-            staging_uri=staging_root,
-            iam_role="default",
-            load_staging=load,
-        )
-
     variants: dict[str, tuple[str, bool, Callable[[], None]]] = {
         "insert": ("bench_insert", False, insert),
         "upsert": ("bench_upsert", True, upsert),
     }
-    if args.engine == "postgresql":
-        variants["redshift-sql"] = ("bench_merge", True, redshift_sql)
     seconds: dict[str, list[float]] = {name: [] for name in variants}
     for round_ in range(args.repeat):
         for name, (table, prefill, fn) in variants.items():

@@ -170,7 +170,10 @@ def test_writes_denied_after_the_checks_fail_in_spark_with_one_line_and_nothing_
     spec = write_spec(tmp_path, source, TABLE)
     result = _run_cli(spec, f"s3://{readonly}/lake", f"s3://{s3_bucket}/state", env)
     _moto_auth("inf")
-    _one_error(result, f"tables.orders: writing s3://{readonly}/lake/tables/orders failed", "403")
+    # Hadoop 3.3 (PySpark 3.5) is refused on its first read of the staging (the check for an
+    # interrupted write), Hadoop 3.4 (PySpark 4.x) on the first PUT: either way one line
+    # names the place under the bucket and the 403.
+    _one_error(result, "tables.orders: ", f"s3://{readonly}/lake/", " failed", "403")
     _no_watermark(s3_client, s3_bucket)
     assert objects(s3_client, readonly) == {}
 

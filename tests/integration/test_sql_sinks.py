@@ -1,17 +1,23 @@
-"""Upserts into SQL targets against the real test servers.
+"""Loads into SQL targets against the real test servers.
 
 The `jdbc` sink runs on PostgreSQL and MariaDB. Redshift cannot run here, so the `redshift`
-sink's statements (schema check, ALTER, staging LIKE target, MERGE) run on PostgreSQL 15,
-which speaks MERGE, with the staging table loaded over JDBC from the staged Parquet
-instead of by COPY from S3; the COPY text itself is checked in tests/unit.
+sink's shipped statements (CREATE TEMP TABLE ... (LIKE target), ALTER ... DROP COLUMN,
+COPY, MERGE, DROP TABLE, in one transaction) run on PostgreSQL 15, which speaks MERGE, with
+only the COPY replaced: `PostgresCopy` loads the staged Parquet into the temp table with
+PostgreSQL's COPY FROM STDIN, over the transaction's own connection. The COPY text itself
+is checked in tests/unit.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from pyspark.sql import functions as F
 
 from sluiceway.errors import SinkError
 from sluiceway.sinks.jdbc import write_jdbc
@@ -61,10 +67,30 @@ def _target(db: Db, columns: str = "id, name, amount, updated_at") -> list[tuple
 
 
 def _staging_tables(db: Db) -> list[tuple]:
-    schema = "DATABASE()" if db.engine == "mysql" else "current_schema()"
+    if db.engine == "postgresql":  # every schema, the temp ones included
+        return db.query("SELECT relname FROM pg_class WHERE relname LIKE '\\_slw\\_stage%'")
     return db.query(
         "SELECT table_name FROM information_schema.tables "
-        f"WHERE table_schema = {schema} AND table_name LIKE '\\_slw\\_stage%'"
+        "WHERE table_schema = DATABASE() AND table_name LIKE '\\_slw\\_stage%'"
+    )
+
+
+def _poison_trigger(db: Db) -> None:
+    """A trigger on the target (LIKE does not copy it to staging) refusing name 'poison'."""
+    if db.engine == "mysql":
+        db.execute(
+            "CREATE TRIGGER serve_poison BEFORE INSERT ON serve FOR EACH ROW BEGIN "
+            "IF NEW.name = 'poison' THEN "
+            "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'poisoned row refused'; "
+            "END IF; END"
+        )
+        return
+    db.execute(
+        "CREATE OR REPLACE FUNCTION serve_poison() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN IF NEW.name = 'poison' THEN RAISE EXCEPTION 'poisoned row refused'; END IF; "
+        "RETURN NEW; END $$",
+        "CREATE TRIGGER serve_poison BEFORE INSERT OR UPDATE ON serve "
+        "FOR EACH ROW EXECUTE FUNCTION serve_poison()",
     )
 
 
@@ -84,37 +110,97 @@ EXPECTED = [
 ]
 
 
-def _loader_over_jdbc(spark, db: Db):
-    """Fills the Redshift staging table from the staged Parquet, where COPY would."""
-    source = _source(db)
+@dataclass
+class Recorder(JvmJdbcRunner):
+    """A JvmJdbcRunner that records every statement that ran without error, with the
+    connection's auto-commit setting, and how many rows the target holds, seen from inside
+    the same transaction, right after a DELETE ran."""
 
-    def load(path: str, staging: str) -> None:
-        props = {k: v for k, v in source.properties.items() if k != "fetchsize"}
-        spark.read.parquet(path).write.jdbc(source.url, f'"{staging}"', "append", props)
+    done: list[tuple[str, bool]] = field(default_factory=list)
+    rows_after_delete: list[int] = field(default_factory=list)
 
-    return load
+    def _execute(self, stmt: Any, sql: str) -> None:
+        super()._execute(stmt, sql)
+        self.done.append((sql, bool(stmt.getConnection().getAutoCommit())))
+        if sql.startswith("DELETE FROM"):
+            result = stmt.executeQuery("SELECT count(*) FROM serve")
+            result.next()
+            self.rows_after_delete.append(int(result.getLong(1)))
+
+    def statements(self) -> list[str]:
+        return [sql for sql, _ in self.done]
 
 
-def _pg_runner(spark, db: Db) -> JvmJdbcRunner:
+COPY_ROOT = "s3://sluiceway-test/staging"
+_COPY = re.compile(r"^COPY \"(?P<table>\w+)\" FROM '(?P<uri>[^']+)' IAM_ROLE .+ FORMAT AS PARQUET$")
+
+
+@dataclass
+class PostgresCopy(Recorder):
+    """Runs the Redshift sink's COPY as PostgreSQL's COPY FROM STDIN; every other statement
+    as is. The s3:// URI is mapped back to the directory Spark staged the Parquet in, read
+    with Spark and streamed into the staging (temp) table over the transaction's own
+    connection: a temp table exists only in the connection that created it."""
+
+    staging_root: str = ""
+    copied: list[int] = field(default_factory=list)  # rows loaded, per COPY
+
+    def _execute(self, stmt: Any, sql: str) -> None:
+        copy = _COPY.match(sql)
+        if copy is None:
+            super()._execute(stmt, sql)
+            return
+        assert copy["uri"].startswith(COPY_ROOT + "/"), sql
+        staged = self.spark.read.parquet(self.staging_root + copy["uri"][len(COPY_ROOT) :])
+        # NULL is an unquoted empty field, an empty string a quoted one; UTC, as Spark wrote.
+        lines = staged.select(
+            F.to_csv(
+                F.struct(*staged.columns), {"timestampFormat": "yyyy-MM-dd HH:mm:ss.SSSSSSXXX"}
+            ).alias("line")
+        )
+        text = "".join(f"{row.line}\n" for row in lines.toLocalIterator())
+        jvm = self.spark.sparkContext._jvm
+        manager = jvm.org.postgresql.copy.CopyManager(stmt.getConnection())
+        self.copied.append(
+            int(
+                manager.copyIn(
+                    f'COPY "{copy["table"]}" FROM STDIN (FORMAT csv)',
+                    jvm.java.io.StringReader(text),
+                )
+            )
+        )
+        self.done.append((sql, bool(stmt.getConnection().getAutoCommit())))
+
+
+def _runner(spark, db: Db, cls: type[Recorder] = Recorder, **kwargs) -> Recorder:
     source = _source(db)
     props = {k: v for k, v in source.properties.items() if k != "driver"}
-    return JvmJdbcRunner(spark, source.url, source.description, props, source.dialect.driver)
+    return cls(spark, source.url, source.description, props, source.dialect.driver, **kwargs)
 
 
-def _load(spark, db: Db, sink: str, df, tmp_path, **kwargs):
+def _load(spark, db: Db, sink: str, df, tmp_path, runner: Recorder | None = None, **kwargs):
     kwargs.setdefault("mode", "upsert")
     kwargs.setdefault("key", ["id"])
     kwargs.setdefault("order_by", ["updated_at"])
     if sink == "jdbc":
-        return write_jdbc(spark, df, _source(db), "serve", batch_size=2, **kwargs)
+        return write_jdbc(
+            spark,
+            df,
+            _source(db),
+            "serve",
+            batch_size=2,
+            runner=runner or _runner(spark, db),
+            **kwargs,
+        )
+    staging = tmp_path / "staging"
     return write_redshift(
         spark,
         df,
-        _pg_runner(spark, db),
+        runner or _runner(spark, db, PostgresCopy, staging_root=str(staging)),
         "serve",
-        staging_uri=str(tmp_path / "staging"),
+        staging_uri=str(staging),
+        copy_uri=COPY_ROOT,
         iam_role="arn:aws:iam::123456789012:role/load",
-        load_staging=kwargs.pop("load_staging", _loader_over_jdbc(spark, db)),
         **kwargs,
     )
 
@@ -169,21 +255,139 @@ def test_failure_between_staging_and_merge_leaves_target_untouched(
 def test_redshift_failed_copy_leaves_target_untouched_and_cleans_up(spark, pg_conn_info, tmp_path):
     _create_target(pg_conn_info)
     before = _target(pg_conn_info)
-    loader = _loader_over_jdbc(spark, pg_conn_info)
+    runner = _runner(spark, pg_conn_info, PostgresCopy, staging_root=str(tmp_path / "staging"))
+    # The temp table is LIKE the target, NOT NULL updated_at included: the COPY fails.
+    batch = _batch(spark, [(2, "two-changed", Decimal("20.00"), None)])
 
-    def copy_fails_after_loading(path: str, staging: str) -> None:
-        loader(path, staging)
-        raise SinkError("COPY failed (simulated)")
+    with pytest.raises(SinkError, match=r'^serve: .*null value in column "updated_at"'):
+        _load(spark, pg_conn_info, "redshift", batch, tmp_path, runner=runner)
 
-    batch = _batch(spark, [(2, "two-changed", Decimal("20.00"), T2)])
-    with pytest.raises(SinkError, match="simulated"):
-        _load(
-            spark, pg_conn_info, "redshift", batch, tmp_path, load_staging=copy_fails_after_loading
-        )
-
+    assert [sql.split()[0] for sql in runner.statements()] == ["CREATE"]  # then the COPY failed
     assert _target(pg_conn_info) == before
     assert _staging_tables(pg_conn_info) == []
     assert list((tmp_path / "staging" / "serve").iterdir()) == []
+
+
+def test_redshift_runs_the_shipped_statements_in_one_transaction(spark, pg_conn_info, tmp_path):
+    _create_target(pg_conn_info)
+    # A target column the batch lacks: the temp table drops it, the MERGE leaves it alone.
+    pg_conn_info.execute(
+        "ALTER TABLE serve ADD COLUMN extra text", "UPDATE serve SET extra = 'kept'"
+    )
+    runner = _runner(spark, pg_conn_info, PostgresCopy, staging_root=str(tmp_path / "staging"))
+    batch = _batch(
+        spark,
+        [(2, "two-changed", Decimal("20.00"), T2), (3, "three", Decimal("3.00"), T2)],
+    )
+
+    _load(spark, pg_conn_info, "redshift", batch, tmp_path, runner=runner)
+
+    [stage] = set(re.findall(r'"(_slw_stage_[0-9a-f]+)"', " ".join(runner.statements())))
+    assert [(sql.split(" (")[0], autocommit) for sql, autocommit in runner.done] == [
+        (f'CREATE TEMP TABLE "{stage}"', False),
+        (f'ALTER TABLE "{stage}" DROP COLUMN "extra"', False),
+        (
+            f"COPY \"{stage}\" FROM '{COPY_ROOT}/serve/{stage}/' IAM_ROLE 'arn:aws:iam::123456789012:role/load' FORMAT AS PARQUET",
+            False,
+        ),
+        (
+            f'MERGE INTO "serve" USING "{stage}" ON "serve"."id" = "{stage}"."id" WHEN MATCHED THEN UPDATE SET "name" = "{stage}"."name", "amount" = "{stage}"."amount", "updated_at" = "{stage}"."updated_at" WHEN NOT MATCHED THEN INSERT',
+            False,
+        ),
+        (f'DROP TABLE "{stage}"', False),
+    ]
+    assert runner.copied == [2]
+    assert _target(pg_conn_info, "id, name, amount, updated_at, extra") == [
+        (1, "one", Decimal("1.00"), T1, "kept"),
+        (2, "two-changed", Decimal("20.00"), T2, "kept"),
+        (3, "three", Decimal("3.00"), T2, None),
+    ]
+    assert _staging_tables(pg_conn_info) == []
+
+
+def test_redshift_failure_between_copy_and_merge_leaves_target_untouched(
+    spark, pg_conn_info, tmp_path
+):
+    _create_target(pg_conn_info)
+    _poison_trigger(pg_conn_info)
+    before = _target(pg_conn_info)
+    runner = _runner(spark, pg_conn_info, PostgresCopy, staging_root=str(tmp_path / "staging"))
+    # The MERGE updates row 2, then the target's trigger refuses row 4.
+    batch = _batch(
+        spark, [(2, "two-changed", Decimal("20.00"), T2), (4, "poison", Decimal("4.00"), T2)]
+    )
+
+    with pytest.raises(SinkError, match="^serve: .*poisoned row refused") as info:
+        _load(spark, pg_conn_info, "redshift", batch, tmp_path, runner=runner)
+
+    assert "\n" not in str(info.value)
+    assert [sql.split()[0] for sql in runner.statements()] == ["CREATE", "COPY"]
+    assert runner.copied == [2]  # the COPY ran: the staged rows were in the temp table
+    assert _target(pg_conn_info) == before
+    assert _staging_tables(pg_conn_info) == []
+    assert list((tmp_path / "staging" / "serve").iterdir()) == []
+
+
+@pytest.mark.parametrize("db_fixture", ["pg_conn_info", "mysql_conn_info"])
+def test_overwrite_failing_after_its_delete_rolls_back_to_every_old_row(
+    spark, request, tmp_path, db_fixture
+):
+    db: Db = request.getfixturevalue(db_fixture)
+    _create_target(db)
+    _poison_trigger(db)
+    before = _target(db)
+    runner = _runner(spark, db)
+    # Staging has no trigger and takes both rows; in the transaction the DELETE empties the
+    # target, then the target's trigger refuses row 4 of the INSERT.
+    batch = _batch(spark, [(3, "three", Decimal("3.00"), T3), (4, "poison", Decimal("4.00"), T3)])
+
+    with pytest.raises(SinkError, match="^serve: .*poisoned row refused") as info:
+        _load(spark, db, "jdbc", batch, tmp_path, runner=runner, mode="overwrite", order_by=[])
+
+    assert "\n" not in str(info.value)
+    delete, *_ = [(sql, ac) for sql, ac in runner.done if sql.startswith("DELETE")]
+    assert delete[1] is False  # inside the transaction
+    assert runner.rows_after_delete == [0]  # the DELETE really ran before the INSERT failed
+    assert runner.statements()[-1].startswith("DROP TABLE IF EXISTS")  # staging, after it
+    assert not any(sql.startswith("INSERT") for sql in runner.statements())
+    assert _target(db) == before
+    assert _staging_tables(db) == []
+
+
+@pytest.mark.parametrize(("sink", "db_fixture"), CASES)
+def test_upsert_of_null_keys_is_refused_with_their_count_before_the_transaction(
+    spark, request, tmp_path, sink, db_fixture
+):
+    db: Db = request.getfixturevalue(db_fixture)
+    _create_target(db)
+    before = _target(db)
+    runner = (
+        _runner(spark, db)
+        if sink == "jdbc"
+        else _runner(spark, db, PostgresCopy, staging_root=str(tmp_path / "staging"))
+    )
+    # Two NULL-key rows (which a dedupe must not fold into one) beside a good row.
+    batch = _batch(
+        spark,
+        [
+            (2, "two-changed", Decimal("20.00"), T2),
+            (None, "a", Decimal("1.00"), T2),
+            (None, "b", Decimal("2.00"), T3),
+        ],
+    )
+
+    with pytest.raises(SinkError) as info:
+        _load(spark, db, sink, batch, tmp_path, runner=runner)
+
+    assert str(info.value) == (
+        "serve: 2 row(s) with a NULL in key column(s) id; a NULL key matches no row, so each "
+        "rerun would add them again: refusing the upsert, target untouched"
+    )
+    assert not any(sql.split()[0] in ("INSERT", "MERGE", "COPY") for sql in runner.statements())
+    assert _target(db) == before
+    assert _staging_tables(db) == []
+    if sink == "redshift":
+        assert list((tmp_path / "staging" / "serve").iterdir()) == []
 
 
 def test_incompatible_column_fails_before_anything_is_loaded(spark, pg_conn_info, tmp_path):
@@ -214,7 +418,7 @@ def test_overwrite_replaces_every_row_in_one_transaction(spark, mysql_conn_info,
 def test_table_name_with_sql_in_it_is_refused_before_any_statement(spark, pg_conn_info, tmp_path):
     batch = _batch(spark, [(1, "one", Decimal("1.00"), T1)])
     with pytest.raises(SinkError, match=r"table: 'x; drop table y' is not a plain"):
-        write_jdbc(spark, batch, _source(pg_conn_info), "x; drop table y", mode="append")
+        write_jdbc(spark, batch, _source(pg_conn_info), "x; drop table y", mode="overwrite")
     with pytest.raises(SinkError, match="is not a plain identifier"):
         DIALECTS["postgresql"].quote_part('serve" --')
 

@@ -20,6 +20,17 @@ of about `target_file_mb`, through the same plan (the merged files are staged, m
 and the small files deleted), so compaction is exactly-once too. A reader listing a
 partition during those moves can see both the merged file and the small ones.
 
+Kill points (`sluiceway.faults`, armed with `SLUICEWAY_KILL_AT`), named after the batch id:
+
+    stream-staged:<batch>      every output staged (and compaction staged), no plan yet
+    stream-planned:<batch>     the plan written, nothing moved
+    stream-move:<batch>        after each move; `stream-move:3@2` is batch 3's second move
+    stream-deleted:<batch>     every move and delete done, no commit record
+    stream-committed:<batch>   the commit record written and the plan and staging removed,
+                               before Spark records the batch in its own commit log
+
+A batch finished from its plan by a later attempt passes the same points again.
+
 Everything goes through Hadoop's FileSystem, so local paths, s3a:// and EMRFS behave alike.
 """
 
@@ -35,6 +46,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
+from sluiceway import faults
 from sluiceway.errors import SinkError
 from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
 from sluiceway.sinks.parquet import MAX_RECORDS_PER_FILE, HadoopFs
@@ -181,7 +193,9 @@ class BatchSink:
             if plan is None:
                 self.fs.remove(self._staging(batch_id))
                 plan = self._stage(batch_id, outputs, metrics)
+                faults.reached(f"stream-staged:{batch_id}")
                 self.fs.write_text(self._key("pending", batch_id), json.dumps(plan))
+                faults.reached(f"stream-planned:{batch_id}")
             else:
                 log.warning("batch %d: finishing the commit an earlier attempt started", batch_id)
             return self._finish(batch_id, plan)
@@ -283,8 +297,10 @@ class BatchSink:
     def _finish(self, batch_id: int, plan: dict[str, Any]) -> dict[str, Any]:
         for src, dst in plan["moves"]:
             self.fs.move(src, dst)
+            faults.reached(f"stream-move:{batch_id}")
         for path in plan["deletes"]:
             self.fs.remove(path)
+        faults.reached(f"stream-deleted:{batch_id}")
         record = {
             "batch_id": batch_id,
             "committed_at": datetime.now(UTC).isoformat(),
@@ -296,4 +312,5 @@ class BatchSink:
         self.fs.write_text(self._key("commits", batch_id), json.dumps(record))
         self.fs.remove(self._key("pending", batch_id))
         self.fs.remove(self._staging(batch_id))
+        faults.reached(f"stream-committed:{batch_id}")
         return record

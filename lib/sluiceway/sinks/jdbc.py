@@ -5,13 +5,14 @@
    PRIMARY KEY.
 2. Spark writes the batch (deduplicated by key, newest wins) into a staging table shaped
    like the target, with batched inserts (`reWriteBatchedInserts` /
-   `rewriteBatchedStatements`).
+   `rewriteBatchedStatements`). An upsert counts, on that write, the rows with a NULL in a
+   key column, and refuses the batch if there are any (a NULL key matches no row).
 3. One transaction moves staging into the target: `INSERT ... ON CONFLICT (key) DO UPDATE`
-   on PostgreSQL, `INSERT ... ON DUPLICATE KEY UPDATE` on MySQL (upsert); a plain INSERT
-   (append); DELETE + INSERT (overwrite). A failure rolls it back whole.
+   on PostgreSQL, `INSERT ... ON DUPLICATE KEY UPDATE` on MySQL (upsert); DELETE + INSERT
+   (overwrite). A failure rolls it back whole.
 4. The staging table is dropped, whether or not the load succeeded.
 
-A rerun of the same batch leaves the target identical for upsert and overwrite.
+A rerun of the same batch leaves the target identical, in both modes.
 """
 
 from __future__ import annotations
@@ -21,14 +22,13 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 
 from sluiceway import transforms
 from sluiceway.errors import SinkError
 from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
 from sluiceway.sinks.sql import (
     DIALECTS,
-    LOAD_MODES,
     JvmJdbcRunner,
     SqlDialect,
     SqlRunner,
@@ -36,12 +36,15 @@ from sluiceway.sinks.sql import (
     ddl_statements,
     drop_quietly,
     located,
+    observe_null_keys,
     plan_schema,
+    refuse_null_keys,
     select_columns,
     split_name,
     to_columns,
 )
 from sluiceway.sources.jdbc import JdbcSource
+from sluiceway.spec import LOAD_MODES
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +83,6 @@ def merge_statements(
     qt, qs = dialect.quote(target), dialect.quote(staging)
     cols = ", ".join(q(c) for c in columns)
     insert = f"INSERT INTO {qt} ({cols}) SELECT {cols} FROM {qs}"
-    if mode == "append":
-        return [insert]
     if mode == "overwrite":
         # DELETE, not TRUNCATE: TRUNCATE commits implicitly on MySQL.
         return [f"DELETE FROM {qt}", insert]
@@ -159,7 +160,13 @@ def write_jdbc(
         staging = staging_name(target)
         runner.run([create_staging_statement(dialect, target, staging)])
         try:
-            _write_staging(select_columns(df, plan), source, staging, batch_size, where)
+            staged = select_columns(df, plan)
+            null_keys: Observation | None = None
+            if mode == "upsert":
+                staged, null_keys = observe_null_keys(staged, key)
+            _write_staging(staged, source, staging, batch_size, where)
+            if null_keys is not None:
+                refuse_null_keys(null_keys, key, where)
             runner.transaction(merge_statements(dialect, target, staging, plan.columns, key, mode))
         finally:
             drop_quietly(runner, f"DROP TABLE IF EXISTS {dialect.quote(staging)}")

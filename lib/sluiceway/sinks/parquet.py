@@ -299,8 +299,9 @@ def write_parquet(
 
 def finish_interrupted(spark: SparkSession, staging_path: str, where: str) -> bool:
     """Finish the committed write a killed run left under `staging_path`, if any."""
+    plan_path = f"{staging_path.rstrip('/')}/{_PLAN}"
     try:
-        plan = HadoopFs(spark).read_text(f"{staging_path.rstrip('/')}/{_PLAN}")
+        plan = HadoopFs(spark).read_text(plan_path)
         if plan is None:
             return False
         log.warning("%s: finishing the write an interrupted run committed", where)
@@ -308,7 +309,8 @@ def finish_interrupted(spark: SparkSession, staging_path: str, where: str) -> bo
         return True
     except SPARK_ERRORS as exc:
         raise SinkError(
-            f"{where}: finishing an interrupted write: {describe_spark_error(exc)}"
+            f"{where}: finishing an interrupted write ({plan_path}) failed: "
+            f"{describe_spark_error(exc)}"
         ) from exc
 
 

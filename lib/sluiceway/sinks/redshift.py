@@ -4,10 +4,11 @@
    ones fail before anything is staged. A missing target is created.
 2. The batch, deduplicated by key (newest wins), is written as Parquet under a fresh
    prefix of the staging location, its columns in the target's order (a Parquet COPY maps
-   columns by position).
+   columns by position). An upsert counts, on that write, the rows with a NULL in a key
+   column, and refuses the batch if there are any (a NULL key matches no row).
 3. One transaction: `CREATE TEMP TABLE stage (LIKE target)`, `COPY stage FROM 's3://...'
-   IAM_ROLE '...' FORMAT AS PARQUET`, then `MERGE` (upsert), INSERT (append) or DELETE +
-   INSERT (overwrite) into the target, then `DROP TABLE stage`. A failure rolls it back.
+   IAM_ROLE '...' FORMAT AS PARQUET`, then `MERGE` (upsert) or DELETE + INSERT (overwrite)
+   into the target, then `DROP TABLE stage`. A failure rolls it back.
 4. The staged Parquet is deleted, whether or not the load succeeded.
 
 Statements run through Redshift's JDBC driver in the JVM, or through the Redshift Data
@@ -24,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 
 from sluiceway import transforms
 from sluiceway.errors import SinkError
@@ -34,18 +35,19 @@ from sluiceway.sinks.jdbc import LoadResult
 from sluiceway.sinks.parquet import HadoopFs
 from sluiceway.sinks.sql import (
     DIALECTS,
-    LOAD_MODES,
     SchemaPlan,
     SqlRunner,
     TargetColumn,
     columns_query,
     ddl_statements,
-    drop_quietly,
     located,
+    observe_null_keys,
     plan_schema,
+    refuse_null_keys,
     select_columns,
     to_columns,
 )
+from sluiceway.spec import LOAD_MODES
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +77,8 @@ def merge_statements(
 ) -> list[str]:
     """The load statements (after COPY), for Redshift and PostgreSQL 15+ alike."""
     if mode != "upsert":
-        # Append and overwrite are the jdbc sink's statements (DELETE, not TRUNCATE, which
-        # commits the transaction on Redshift as on MySQL); only the upsert differs.
+        # Overwrite is the jdbc sink's DELETE + INSERT (DELETE, not TRUNCATE, which commits
+        # the transaction on Redshift as on MySQL); only the upsert differs.
         return jdbc.merge_statements(DIALECT, target, staging, columns, key, mode)
     q = DIALECT.quote_part
     qt, qs = DIALECT.quote(target), DIALECT.quote(staging)
@@ -97,12 +99,11 @@ def merge_statements(
 
 
 def staging_statements(
-    target: str, staging: str, target_columns: Sequence[TargetColumn], plan: SchemaPlan, temp: bool
+    target: str, staging: str, target_columns: Sequence[TargetColumn], plan: SchemaPlan
 ) -> list[str]:
-    """Create the staging table like the target, minus target columns the batch lacks."""
+    """Create the temp staging table like the target, minus target columns the batch lacks."""
     loaded = {c.lower() for c in plan.columns}
-    kind = "TEMP TABLE" if temp else "TABLE"
-    statements = [f"CREATE {kind} {DIALECT.quote(staging)} (LIKE {DIALECT.quote(target)})"]
+    statements = [f"CREATE TEMP TABLE {DIALECT.quote(staging)} (LIKE {DIALECT.quote(target)})"]
     statements += [
         f"ALTER TABLE {DIALECT.quote(staging)} DROP COLUMN {DIALECT.quote_part(c.name)}"
         for c in target_columns
@@ -119,9 +120,6 @@ def ordered_plan(plan: SchemaPlan, target_columns: Sequence[TargetColumn]) -> Sc
     return SchemaPlan(tuple(ordered), plan.added, plan.create)
 
 
-StageLoader = Callable[[str, str], None]  # (staged Parquet path, staging table) -> None
-
-
 def write_redshift(
     spark: SparkSession,
     df: DataFrame,
@@ -135,16 +133,11 @@ def write_redshift(
     iam_role: str,
     copy_uri: str | None = None,
     where: str = "",
-    load_staging: StageLoader | None = None,
 ) -> LoadResult:
     """Load `df` into `table` (see module doc).
 
     Spark writes the staged Parquet under `staging_uri`; Redshift reads it from `copy_uri`
     (default: `staging_uri` with `s3a://` spelled `s3://`).
-
-    `load_staging` replaces COPY (tests run the merge on PostgreSQL, which has no COPY from
-    S3): the staging table is then a regular table, created and filled before the merge
-    transaction instead of inside it.
     """
     where = where or table
     with located(where):
@@ -164,10 +157,8 @@ def write_redshift(
         ddl = ddl_statements(plan, df.schema, table, DIALECT, key)
         staging = f"_slw_stage_{secrets.token_hex(6)}"
         prefix = f"{staging_uri.rstrip('/')}/{table}/{staging}/"
-        copy = ""
-        if load_staging is None:
-            copy_root = copy_uri or re.sub(r"^s3a://", "s3://", staging_uri)
-            copy = copy_statement(staging, f"{copy_root.rstrip('/')}/{table}/{staging}/", iam_role)
+        copy_root = copy_uri or re.sub(r"^s3a://", "s3://", staging_uri)
+        copy = copy_statement(staging, f"{copy_root.rstrip('/')}/{table}/{staging}/", iam_role)
         if ddl:
             log.info("%s: %s", where, "; ".join(ddl))
             runner.run(ddl)
@@ -175,18 +166,21 @@ def write_redshift(
         plan = ordered_plan(plan, target_columns)
         fs = HadoopFs(spark)
         try:
-            _stage_parquet(select_columns(df, plan), prefix, where)
-            merge = merge_statements(table, staging, plan.columns, key, mode)
-            if load_staging is None:
-                create = staging_statements(table, staging, target_columns, plan, temp=True)
-                runner.transaction([*create, copy, *merge, f"DROP TABLE {DIALECT.quote(staging)}"])
-            else:
-                runner.run(staging_statements(table, staging, target_columns, plan, temp=False))
-                try:
-                    load_staging(prefix, staging)
-                    runner.transaction(merge)
-                finally:
-                    drop_quietly(runner, f"DROP TABLE IF EXISTS {DIALECT.quote(staging)}")
+            staged = select_columns(df, plan)
+            null_keys: Observation | None = None
+            if mode == "upsert":
+                staged, null_keys = observe_null_keys(staged, key)
+            _stage_parquet(staged, prefix, where)
+            if null_keys is not None:
+                refuse_null_keys(null_keys, key, where)
+            runner.transaction(
+                [
+                    *staging_statements(table, staging, target_columns, plan),
+                    copy,
+                    *merge_statements(table, staging, plan.columns, key, mode),
+                    f"DROP TABLE {DIALECT.quote(staging)}",
+                ]
+            )
         finally:
             try:
                 fs.delete(prefix)

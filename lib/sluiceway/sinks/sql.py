@@ -9,12 +9,16 @@ are validated and written as escaped string literals. Statements run through the
 from __future__ import annotations
 
 import logging
+import operator
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import Any, Protocol
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sluiceway.errors import SinkError
@@ -22,8 +26,6 @@ from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
 from sluiceway.spec import IDENTIFIER
 
 log = logging.getLogger(__name__)
-
-LOAD_MODES = ("append", "overwrite", "upsert")
 
 
 @dataclass(frozen=True)
@@ -389,3 +391,47 @@ def select_columns(df: DataFrame, plan: SchemaPlan) -> DataFrame:
     """The batch with its columns renamed to the target's spelling, in plan order."""
     by_lower = {c.lower(): c for c in df.columns}
     return df.select([df[by_lower[c.lower()]].alias(c) for c in plan.columns])
+
+
+_NULL_KEY_ROWS = "null_key_rows"
+
+
+def observe_null_keys(df: DataFrame, key: Sequence[str]) -> tuple[DataFrame, Observation]:
+    """`df` without its rows that have a NULL in a key column, and an Observation counting them.
+
+    The count is taken by the staging write itself (no Spark job of its own); read it with
+    `refuse_null_keys` once that write is done, before the load transaction. Apply this to
+    the frame the write takes, above any dedupe: an observation below a shuffle loses its
+    metrics when adaptive execution finds that stage empty. The rows are left out so a
+    staging table whose key columns are NOT NULL (LIKE the target) still takes the batch.
+    """
+    by_lower = {c.lower(): c for c in df.columns}
+    null_key = reduce(operator.or_, [F.col(by_lower[k.lower()]).isNull() for k in key])
+    observation = Observation(f"slw_null_keys_{secrets.token_hex(6)}")
+    observed = df.observe(observation, F.count(F.when(null_key, 1)).alias(_NULL_KEY_ROWS))
+    return observed.filter(~null_key), observation
+
+
+def refuse_null_keys(observation: Observation, key: Sequence[str], where: str) -> None:
+    """Fail, before the load transaction, if the staged batch held rows with a NULL key part.
+
+    A NULL matches no key, so an upsert would add such rows again on every rerun.
+    """
+    try:
+        count = observation.get.get(_NULL_KEY_ROWS)
+    except SPARK_ERRORS as exc:
+        raise SinkError(
+            f"{where}: counting NULL keys in the staged batch: {describe_spark_error(exc)}; "
+            "target untouched"
+        ) from exc
+    if count is None:
+        raise SinkError(
+            f"{where}: the staging write reported no count of NULL keys; refusing the upsert, "
+            "target untouched"
+        )
+    if count:
+        raise SinkError(
+            f"{where}: {count} row(s) with a NULL in key column(s) {', '.join(key)}; a NULL "
+            "key matches no row, so each rerun would add them again: refusing the upsert, "
+            "target untouched"
+        )

@@ -117,6 +117,14 @@ def kinesis_source(opts: KinesisOptions, max_records: int = 100_000) -> str:
     """
 
 
+def files_source(path: Path, max_files_per_batch: int) -> str:
+    return f"""
+    kind = "files"
+    path = "{path}"
+    max_files_per_batch = {max_files_per_batch}
+    """
+
+
 def read_dataset(spark, path: str):  # -> DataFrame | None
     """The Parquet dataset at `path`, or None when nothing was written there."""
     if not Path(path).exists():

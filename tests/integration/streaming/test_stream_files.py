@@ -9,16 +9,11 @@ from sluiceway import streaming
 from sluiceway.demo.events import sample_records, write_capture
 from sluiceway.stream_spec import load_stream_spec
 
-from .conftest import ids, read_dataset, write_stream_spec
+from .conftest import files_source, ids, read_dataset, write_stream_spec
 
 
 def _files_spec(tmp_path: Path, **kwargs) -> Path:
-    source = f"""
-    kind = "files"
-    path = "{tmp_path / "in"}"
-    max_files_per_batch = 2
-    """
-    return write_stream_spec(tmp_path, source, **kwargs)
+    return write_stream_spec(tmp_path, files_source(tmp_path / "in", 2), **kwargs)
 
 
 def test_files_stream_writes_valid_events_once_and_bad_records_as_dead_letters(spark, tmp_path):
@@ -61,30 +56,6 @@ def test_second_available_now_run_reads_only_files_added_since(spark, tmp_path):
     assert report.total("dead_letters") == 30
     expected = {r.event_id for r in [*first, *second] if r.event_id}
     assert sorted(ids(read_dataset(spark, spec.sink.path))) == sorted(expected)
-
-
-def test_replayed_batch_after_lost_spark_commit_is_not_written_twice(spark, tmp_path):
-    records = sample_records(300, malformed_share=0.1, seed=4)
-    write_capture(tmp_path / "in", records, per_file=100)
-    spec = load_stream_spec(_files_spec(tmp_path))
-    streaming.run_spec(spark, spec)
-    before = sorted(p.name for p in Path(spec.sink.path).rglob("*.parquet"))
-    # A crash after the sink committed a batch but before Spark logged it: Spark replays it.
-    spark_commits = sorted(
-        (Path(spec.trigger.checkpoint) / "commits").glob("[0-9]*"), key=lambda p: int(p.name)
-    )
-    last = spark_commits[-1]
-    last.unlink()
-    last.with_name(f".{last.name}.crc").unlink(missing_ok=True)  # Hadoop's checksum twin
-
-    report = streaming.run_spec(spark, spec)
-
-    assert [b["batch_id"] for b in report.batches] == [int(last.name)]
-    assert sorted(p.name for p in Path(spec.sink.path).rglob("*.parquet")) == before
-    assert sorted(ids(read_dataset(spark, spec.sink.path))) == sorted(
-        r.event_id for r in records if r.event_id
-    )
-    assert read_dataset(spark, spec.sink.dead_letter_path).count() == 30
 
 
 def test_quality_failures_go_to_dead_letters_and_transforms_apply_to_valid_events(spark, tmp_path):

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from sluiceway.sinks.batch_parquet import BatchOutput, BatchSink
@@ -34,23 +33,6 @@ def test_a_replayed_committed_batch_writes_nothing(spark, tmp_path):
     assert again == first and _files(tmp_path) == files
     assert _ids(spark, tmp_path) == [1, 2]
     assert all(name.startswith("part-b000000000000-") for name in files)
-
-
-def test_a_commit_interrupted_halfway_through_its_moves_is_finished_from_its_plan(spark, tmp_path):
-    sink = _sink(spark, tmp_path)
-    sink.write_batch(0, [_output(spark, tmp_path, [(1, "a")])], {})
-    rows = [(2, "a"), (3, "b"), (4, "c")]
-    plan = sink._stage(1, [_output(spark, tmp_path, rows)], {"n": 3})
-    sink.fs.write_text(sink._key("pending", 1), json.dumps(plan))
-    src, dst = plan["moves"][0]
-    sink.fs.move(src, dst)  # the crash came after the first move
-
-    record = _sink(spark, tmp_path).write_batch(1, [_output(spark, tmp_path, [(9, "z")])], {})
-
-    assert _ids(spark, tmp_path) == [1, 2, 3, 4]
-    assert record["metrics"] == {"n": 3} and len(record["files"]) == 3
-    assert not list((tmp_path / "ck" / "pending").glob("*.json"))
-    assert not (tmp_path / "ck" / "staging" / f"{1:020d}").exists()
 
 
 def test_small_files_of_a_partition_are_compacted_once_they_reach_the_threshold(spark, tmp_path):
