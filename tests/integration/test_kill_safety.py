@@ -26,6 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 import psycopg
+import pyspark
 import pytest
 from psycopg import sql
 
@@ -60,6 +61,20 @@ INCREMENTAL_RUN = [
     ("committed:orders", "a watermark committed, the rest of the run not"),
     ("swap:order_lines@1", "inside an output's swap after the inputs changed"),
 ]
+
+# The chain is the suite's longest test (one Spark start-up per killed run). It runs whole on
+# the newest line; on PySpark 3.5 one point per kind of moment (inside a swap, a plan
+# committed, state not yet committed, a watermark committed): the kill points and the
+# recovery are the project's Python, the same on both lines.
+if pyspark.__version__.startswith("3."):
+    _SHORT = {
+        "swap:orders@3",
+        "planned:revenue_by_nation_daily",
+        "swap:orders@1",
+        "committed:orders",
+    }
+    FULL_RUN = [kill for kill in FULL_RUN if kill[0] in _SHORT]
+    INCREMENTAL_RUN = [kill for kill in INCREMENTAL_RUN if kill[0] in _SHORT]
 
 
 @pytest.fixture
