@@ -178,6 +178,13 @@ def _runner(spark, db: Db, cls: type[Recorder] = Recorder, **kwargs) -> Recorder
     return cls(spark, source.url, source.description, props, source.dialect.driver, **kwargs)
 
 
+def _sink_runner(spark, db: Db, sink: str, tmp_path) -> Recorder:
+    """The recording runner for `sink`: statements as they are, or COPY served by PostgreSQL."""
+    if sink == "jdbc":
+        return _runner(spark, db)
+    return _runner(spark, db, PostgresCopy, staging_root=str(tmp_path / "staging"))
+
+
 def _load(spark, db: Db, sink: str, df, tmp_path, runner: Recorder | None = None, **kwargs):
     kwargs.setdefault("mode", "upsert")
     kwargs.setdefault("key", ["id"])
@@ -189,14 +196,14 @@ def _load(spark, db: Db, sink: str, df, tmp_path, runner: Recorder | None = None
             _source(db),
             "serve",
             batch_size=2,
-            runner=runner or _runner(spark, db),
+            runner=runner or _sink_runner(spark, db, sink, tmp_path),
             **kwargs,
         )
     staging = tmp_path / "staging"
     return write_redshift(
         spark,
         df,
-        runner or _runner(spark, db, PostgresCopy, staging_root=str(staging)),
+        runner or _sink_runner(spark, db, sink, tmp_path),
         "serve",
         staging_uri=str(staging),
         copy_uri=COPY_ROOT,
@@ -255,7 +262,7 @@ def test_failure_between_staging_and_merge_leaves_target_untouched(
 def test_redshift_failed_copy_leaves_target_untouched_and_cleans_up(spark, pg_conn_info, tmp_path):
     _create_target(pg_conn_info)
     before = _target(pg_conn_info)
-    runner = _runner(spark, pg_conn_info, PostgresCopy, staging_root=str(tmp_path / "staging"))
+    runner = _sink_runner(spark, pg_conn_info, "redshift", tmp_path)
     # The temp table is LIKE the target, NOT NULL updated_at included: the COPY fails.
     batch = _batch(spark, [(2, "two-changed", Decimal("20.00"), None)])
 
@@ -274,7 +281,7 @@ def test_redshift_runs_the_shipped_statements_in_one_transaction(spark, pg_conn_
     pg_conn_info.execute(
         "ALTER TABLE serve ADD COLUMN extra text", "UPDATE serve SET extra = 'kept'"
     )
-    runner = _runner(spark, pg_conn_info, PostgresCopy, staging_root=str(tmp_path / "staging"))
+    runner = _sink_runner(spark, pg_conn_info, "redshift", tmp_path)
     batch = _batch(
         spark,
         [(2, "two-changed", Decimal("20.00"), T2), (3, "three", Decimal("3.00"), T2)],
@@ -311,7 +318,7 @@ def test_redshift_failure_between_copy_and_merge_leaves_target_untouched(
     _create_target(pg_conn_info)
     _poison_trigger(pg_conn_info)
     before = _target(pg_conn_info)
-    runner = _runner(spark, pg_conn_info, PostgresCopy, staging_root=str(tmp_path / "staging"))
+    runner = _sink_runner(spark, pg_conn_info, "redshift", tmp_path)
     # The MERGE updates row 2, then the target's trigger refuses row 4.
     batch = _batch(
         spark, [(2, "two-changed", Decimal("20.00"), T2), (4, "poison", Decimal("4.00"), T2)]
@@ -361,11 +368,7 @@ def test_upsert_of_null_keys_is_refused_with_their_count_before_the_transaction(
     db: Db = request.getfixturevalue(db_fixture)
     _create_target(db)
     before = _target(db)
-    runner = (
-        _runner(spark, db)
-        if sink == "jdbc"
-        else _runner(spark, db, PostgresCopy, staging_root=str(tmp_path / "staging"))
-    )
+    runner = _sink_runner(spark, db, sink, tmp_path)
     # Two NULL-key rows (which a dedupe must not fold into one) beside a good row.
     batch = _batch(
         spark,
