@@ -24,6 +24,8 @@ create scratch databases.
 Files live under <repo>/.run/:
     postgres/{data,socket,postgres.log}   data owned by the server's OS user
     mariadb/{data,my.cnf,mariadb.sock,mariadb.pid,mariadb.log}
+    moto/{venv,moto.pid,moto.log}
+    kinesalite/{node_modules,kinesalite.pid,kinesalite.log}
     services.env                          the `env` output, written on start
 When run as root, PostgreSQL runs as the `postgres` OS user (it refuses to run as root) and
 MariaDB as `mysql` when that user exists (else with --user=root); their directories are
@@ -57,6 +59,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run"
@@ -156,6 +159,18 @@ def port_open(port: int) -> bool:
     return False
 
 
+def alive(pid: int) -> bool:
+    """Whether `pid` is a process that has not exited.
+
+    An exited process stays in /proc as a zombie until its parent reaps it, which never
+    happens under a container init that does not reap orphans; its cmdline reads empty.
+    """
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes() != b""
+    except OSError:
+        return False
+
+
 def reachable_by(user: str, path: Path) -> bool:
     """Whether OS user `user` can search `path` (and so every directory above it)."""
     path.mkdir(parents=True, exist_ok=True)
@@ -248,17 +263,175 @@ def env_lines(servers: Sequence[str]) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
+# what every service shares
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Service:
+    """One server whose files live in `home`, named after it: <home>/<home name>.{log,pid}.
+
+    The base runs the life cycle: port check, start, wait until ready, stop, status. A
+    service supplies what differs: `prepare` (install, initialise, configure; returns the
+    command line), `ready` (the readiness probe), `provision` and `status_detail`. Servers
+    run in their own session and are found again through their pid file; PostgreSQL, whose
+    pg_ctl does all that itself, replaces `running`, `spawn` and `halt`.
+    """
+
+    home: Path
+
+    name: ClassVar[str]  # as on the command line and in every message
+    program: ClassVar[str]  # the server process, as errors name it
+    port: ClassVar[int]
+    # Database servers keep accounts and data across restarts, so `start` provisions them
+    # even when already running, and they say when they start and stop (initdb, crash
+    # recovery and the shutdown checkpoint take seconds). The emulators hold everything in
+    # memory and are up in a moment.
+    database: ClassVar[bool] = False
+    # mariadbd writes its own pid file, as its OS user; one written here (as root) before it
+    # would stop it from starting.
+    writes_own_pid_file: ClassVar[bool] = False
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.home / f"{self.home.name}.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / f"{self.home.name}.pid"
+
+    def pid(self) -> int | None:
+        """The server's pid, if the pid file names a live process started from `home`."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return None
+        # Every server's command line names a file under its home. A stale pid file's pid may
+        # since belong to any process, even another checkout's server: never signal that one.
+        return pid if str(self.home).encode() in cmdline else None
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def prepare(self) -> list[str | Path]:
+        """Install, initialise and configure what the server needs; return its command line."""
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        return port_open(self.port)
+
+    def provision(self) -> None:
+        """Create the accounts and databases (idempotent). The emulators have none."""
+
+    def status_detail(self, up: bool) -> str:
+        return f"pid {self.pid()}" if up else ""
+
+    def start(self) -> None:
+        if self.running():
+            say(self.name, f"already running on {self.address}")
+            if not self.database:
+                return  # nothing to provision: running is ready
+            self.wait_ready(None)
+        else:
+            if port_open(self.port):
+                raise ServiceError(
+                    f"port {self.port} is already taken by another process; "
+                    f"it is not this repository's {self.program}"
+                )
+            command = self.prepare()
+            if self.database:
+                say(self.name, f"starting (log {self.log})")
+            self.wait_ready(self.spawn(command))
+        self.provision()
+        say(self.name, f"ready on {self.address}")
+
+    def spawn(self, command: Sequence[str | Path]) -> subprocess.Popen[bytes] | None:
+        """Start the server in the background; return its process, to notice an early exit."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            process = subprocess.Popen(
+                [str(part) for part in command],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.home,
+                start_new_session=True,  # outlives this script
+            )
+        if not self.writes_own_pid_file:
+            self.pid_file.write_text(str(process.pid))
+        return process
+
+    def wait_ready(self, process: subprocess.Popen[bytes] | None) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            if process is not None and process.poll() is not None:
+                raise ServiceError(
+                    f"{self.program} exited with {process.returncode} during startup\n"
+                    + log_tail(self.log)
+                )
+            if self.ready():
+                return
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"{self.program} does not accept connections on {self.address} after "
+                    f"{READY_TIMEOUT_S:.0f}s\n" + log_tail(self.log)
+                )
+            time.sleep(0.25)
+
+    def stop(self) -> None:
+        if not self.running():
+            say(self.name, "not running")
+            return
+        self.halt()
+        say(self.name, "stopped")
+
+    def halt(self) -> None:
+        """Ask the server to shut down and wait until it has exited."""
+        pid = self.pid()
+        if pid is None:  # exited since running() looked
+            return
+        if self.database:
+            say(self.name, f"stopping (pid {pid})")
+        os.kill(pid, signal.SIGTERM)  # every one of them shuts down cleanly on SIGTERM
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while alive(pid):
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"{self.program} (pid {pid}) still running {STOP_TIMEOUT_S:.0f}s after "
+                    "SIGTERM\n" + log_tail(self.log)
+                )
+            time.sleep(0.2)
+        self.pid_file.unlink(missing_ok=True)
+
+    def status(self) -> bool:
+        up = self.running()
+        detail = self.status_detail(up)
+        state = f"running on {self.address}" if up else "stopped"
+        print(f"{self.name}: {state}" + (f" ({detail})" if detail else ""))
+        return up
+
+
+# --------------------------------------------------------------------------------------------
 # PostgreSQL
 # --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Postgres:
+class Postgres(Service):
+    """pg_ctl owns the server process (and its postmaster.pid): it starts, checks and stops it."""
+
     bindir: Path
     os_user: str  # the OS user the server runs as
-    home: Path
 
     name = "postgres"
+    program = "postgres"
+    port = PG_PORT
+    database = True
 
     @property
     def data(self) -> Path:
@@ -267,10 +440,6 @@ class Postgres:
     @property
     def socket_dir(self) -> Path:
         return self.home / "socket"
-
-    @property
-    def log(self) -> Path:
-        return self.home / "postgres.log"
 
     def tool(self, name: str) -> Path:
         return self.bindir / name
@@ -288,6 +457,39 @@ class Postgres:
             return False
         # pg_ctl status: 0 running, 3 not running, 4 no usable data directory.
         return self.pg_ctl("status", check=False).returncode == 0
+
+    def prepare(self) -> list[str | Path]:
+        """initdb once, the config on every start; returns pg_ctl's arguments to start it."""
+        self.init()
+        self.write_config()
+        self.socket_dir.mkdir(mode=0o700, exist_ok=True)
+        chown_tree(self.socket_dir, self.os_user)
+        return ["-l", self.log, "-w", "-t", str(int(READY_TIMEOUT_S)), "start"]
+
+    def spawn(self, command: Sequence[str | Path]) -> None:
+        # pg_ctl starts the server in the background and waits until it is up.
+        result = self.pg_ctl(*command, check=False)
+        if result.returncode != 0:
+            raise ServiceError(
+                f"postgres did not start ({result.stdout.strip()} {result.stderr.strip()})\n"
+                + log_tail(self.log)
+            )
+
+    def ready(self) -> bool:
+        probe: list[str | Path] = [self.tool("pg_isready"), "-q", "-h", HOST, "-p", str(self.port)]
+        return run(probe, check=False).returncode == 0
+
+    def halt(self) -> None:
+        say(self.name, "stopping")
+        timeout = str(int(STOP_TIMEOUT_S))
+        result = self.pg_ctl("-m", "fast", "-w", "-t", timeout, "stop", check=False)
+        if result.returncode != 0:
+            raise ServiceError(
+                f"postgres did not stop: {result.stderr.strip()}\n" + log_tail(self.log)
+            )
+
+    def status_detail(self, up: bool) -> str:
+        return f"data {self.data}"
 
     def init(self) -> None:
         if (self.data / "PG_VERSION").exists():
@@ -321,7 +523,7 @@ class Postgres:
         # server: durability is traded for load speed (fsync off).
         settings = {
             "listen_addresses": f"'{HOST}'",
-            "port": str(PG_PORT),
+            "port": str(self.port),
             "unix_socket_directories": f"'{self.socket_dir}'",
             "password_encryption": "'scram-sha-256'",
             "timezone": "'UTC'",
@@ -340,66 +542,9 @@ class Postgres:
         chown_tree(conf, self.os_user)
 
     def psql(self, sql: str) -> str:
-        result = run(
-            [
-                self.tool("psql"),
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                self.socket_dir,
-                "-p",
-                str(PG_PORT),
-                "-U",
-                PG_SUPERUSER,
-                "-d",
-                "postgres",
-            ],
-            input_text=sql,
-        )
-        return result.stdout
-
-    def start(self) -> None:
-        if self.running():
-            say(self.name, f"already running on {HOST}:{PG_PORT}")
-        else:
-            if port_open(PG_PORT):
-                raise ServiceError(
-                    f"port {PG_PORT} is already taken by another process; "
-                    "it is not this repository's PostgreSQL"
-                )
-            self.init()
-            self.write_config()
-            self.socket_dir.mkdir(mode=0o700, exist_ok=True)
-            chown_tree(self.socket_dir, self.os_user)
-            say(self.name, f"starting (log {self.log})")
-            result = self.pg_ctl(
-                "-l", self.log, "-w", "-t", str(int(READY_TIMEOUT_S)), "start", check=False
-            )
-            if result.returncode != 0:
-                raise ServiceError(
-                    f"postgres did not start ({result.stdout.strip()} {result.stderr.strip()})\n"
-                    + log_tail(self.log)
-                )
-        self.wait_ready()
-        self.provision()
-        say(self.name, f"ready on {HOST}:{PG_PORT}")
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            ready = run(
-                [self.tool("pg_isready"), "-q", "-h", HOST, "-p", str(PG_PORT)], check=False
-            )
-            if ready.returncode == 0:
-                return
-            if time.monotonic() > deadline:
-                raise ServiceError(
-                    f"postgres does not accept connections on {HOST}:{PG_PORT} after "
-                    f"{READY_TIMEOUT_S:.0f}s\n" + log_tail(self.log)
-                )
-            time.sleep(0.25)
+        admin = ["-h", str(self.socket_dir), "-p", str(self.port), "-U", PG_SUPERUSER]
+        psql = [str(self.tool("psql")), "-X", "-q", "-v", "ON_ERROR_STOP=1", *admin]
+        return run([*psql, "-d", "postgres"], input_text=sql).stdout
 
     def provision(self) -> None:
         pw = APP_PASSWORD.replace("'", "''")
@@ -420,26 +565,6 @@ class Postgres:
                 f"GRANT ALL PRIVILEGES ON DATABASE {db} TO {APP_USER};",
             ]
         self.psql("\n".join(statements) + "\n")
-
-    def stop(self) -> None:
-        if not self.running():
-            say(self.name, "not running")
-            return
-        say(self.name, "stopping")
-        timeout = str(int(STOP_TIMEOUT_S))
-        result = self.pg_ctl("-m", "fast", "-w", "-t", timeout, "stop", check=False)
-        if result.returncode != 0:
-            raise ServiceError(
-                f"postgres did not stop: {result.stderr.strip()}\n" + log_tail(self.log)
-            )
-        say(self.name, "stopped")
-
-    def status(self) -> bool:
-        if self.running():
-            print(f"postgres: running on {HOST}:{PG_PORT} (data {self.data})")
-            return True
-        print(f"postgres: stopped (data {self.data})")
-        return False
 
 
 def pg_major(bindir: Path) -> str:
@@ -533,15 +658,18 @@ def first_executable(names: Sequence[str]) -> Path | None:
 
 
 @dataclass(frozen=True)
-class MariaDB:
+class MariaDB(Service):
     server: Path
     install_db: Path
     client: Path
     os_user: str  # --user= for mariadbd
     admin_user: str  # the MariaDB account with unix_socket auth for the OS user running us
-    home: Path
 
     name = "mysql"
+    program = "mariadbd"
+    port = MYSQL_PORT
+    database = True
+    writes_own_pid_file = True
 
     @property
     def data(self) -> Path:
@@ -555,28 +683,23 @@ class MariaDB:
     def sock(self) -> Path:
         return self.home / "mariadb.sock"
 
-    @property
-    def pid_file(self) -> Path:
-        return self.home / "mariadb.pid"
+    def prepare(self) -> list[str | Path]:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.write_config()
+        self.init()
+        self.sock.unlink(missing_ok=True)
+        chown_tree(self.home, self.os_user)
+        return [self.server, f"--defaults-file={self.cnf}", f"--user={self.os_user}"]
 
-    @property
-    def log(self) -> Path:
-        return self.home / "mariadb.log"
+    def ready(self) -> bool:
+        return (
+            self.sock.exists()
+            and port_open(self.port)
+            and self.mariadb("SELECT 1", check=False).returncode == 0
+        )
 
-    def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return None
-        # Guard against a stale pid file whose pid now belongs to something else.
-        return pid if str(self.cnf).encode() in cmdline else None
-
-    def running(self) -> bool:
-        return self.pid() is not None
+    def status_detail(self, up: bool) -> str:
+        return f"MariaDB pid {self.pid()}, data {self.data}" if up else f"data {self.data}"
 
     def write_config(self) -> None:
         self.cnf.write_text(
@@ -586,7 +709,7 @@ class MariaDB:
             f"socket = {self.sock}\n"
             f"pid-file = {self.pid_file}\n"
             f"log-error = {self.log}\n"
-            f"port = {MYSQL_PORT}\n"
+            f"port = {self.port}\n"
             f"bind-address = {HOST}\n"
             "skip-name-resolve\n"
             "default-time-zone = '+00:00'\n"
@@ -621,8 +744,8 @@ class MariaDB:
             cwd=self.home,
         )
 
-    def mariadb(self, sql: str) -> str:
-        result = run(
+    def mariadb(self, sql: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(
             [
                 self.client,
                 "--no-defaults",
@@ -633,68 +756,8 @@ class MariaDB:
                 "--skip-column-names",
             ],
             input_text=sql,
+            check=check,
         )
-        return result.stdout
-
-    def start(self) -> None:
-        if self.running():
-            say(self.name, f"already running on {HOST}:{MYSQL_PORT}")
-            self.wait_ready(process=None)
-        else:
-            if port_open(MYSQL_PORT):
-                raise ServiceError(
-                    f"port {MYSQL_PORT} is already taken by another process; "
-                    "it is not this repository's MariaDB"
-                )
-            self.home.mkdir(parents=True, exist_ok=True)
-            self.write_config()
-            self.init()
-            self.sock.unlink(missing_ok=True)
-            chown_tree(self.home, self.os_user)
-            say(self.name, f"starting (log {self.log})")
-            with self.log.open("a") as out:
-                process = subprocess.Popen(
-                    [self.server, f"--defaults-file={self.cnf}", f"--user={self.os_user}"],
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=out,
-                    cwd=self.home,
-                    start_new_session=True,  # outlives this script
-                )
-            self.wait_ready(process)
-        self.provision()
-        say(self.name, f"ready on {HOST}:{MYSQL_PORT}")
-
-    def wait_ready(self, process: subprocess.Popen[bytes] | None) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if process is not None and process.poll() is not None:
-                raise ServiceError(
-                    f"mariadbd exited with {process.returncode} during startup\n"
-                    + log_tail(self.log)
-                )
-            if self.sock.exists() and port_open(MYSQL_PORT):
-                probe = run(
-                    [
-                        self.client,
-                        "--no-defaults",
-                        "--protocol=socket",
-                        f"--socket={self.sock}",
-                        f"--user={self.admin_user}",
-                        "--batch",
-                        "-e",
-                        "SELECT 1",
-                    ],
-                    check=False,
-                )
-                if probe.returncode == 0:
-                    return
-            if time.monotonic() > deadline:
-                raise ServiceError(
-                    f"mariadb does not accept connections on {HOST}:{MYSQL_PORT} after "
-                    f"{READY_TIMEOUT_S:.0f}s\n" + log_tail(self.log)
-                )
-            time.sleep(0.25)
 
     def provision(self) -> None:
         pw = APP_PASSWORD.replace("\\", "\\\\").replace("'", "\\'")
@@ -720,31 +783,6 @@ class MariaDB:
                 statements.append(f"GRANT ALL PRIVILEGES ON `{db}`.* TO '{APP_USER}'@'{host}'")
         statements.append("FLUSH PRIVILEGES")
         self.mariadb(";\n".join(statements) + ";\n")
-
-    def stop(self) -> None:
-        pid = self.pid()
-        if pid is None:
-            say(self.name, "not running")
-            return
-        say(self.name, f"stopping (pid {pid})")
-        os.kill(pid, signal.SIGTERM)  # mariadbd shuts down cleanly on SIGTERM
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while Path(f"/proc/{pid}").exists():
-            if time.monotonic() > deadline:
-                raise ServiceError(
-                    f"mariadbd (pid {pid}) still running {STOP_TIMEOUT_S:.0f}s after SIGTERM\n"
-                    + log_tail(self.log)
-                )
-            time.sleep(0.2)
-        say(self.name, "stopped")
-
-    def status(self) -> bool:
-        pid = self.pid()
-        if pid is not None:
-            print(f"mysql: running on {HOST}:{MYSQL_PORT} (MariaDB pid {pid}, data {self.data})")
-            return True
-        print(f"mysql: stopped (data {self.data})")
-        return False
 
 
 def find_mariadb() -> tuple[Path, Path, Path] | None:
@@ -799,82 +837,25 @@ def mariadb() -> MariaDB:
 
 
 @dataclass(frozen=True)
-class Moto:
+class Moto(Service):
     """moto_server from a private venv under .run/moto (independent of the PySpark venvs)."""
 
-    name: str = "moto"
+    home: Path = RUN / "moto"
 
-    @property
-    def home(self) -> Path:
-        return RUN / "moto"
+    name = "moto"
+    program = "moto_server"
+    port = MOTO_PORT
 
-    @property
-    def pid_file(self) -> Path:
-        return self.home / "moto.pid"
-
-    @property
-    def log(self) -> Path:
-        return self.home / "moto.log"
-
-    def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if Path(f"/proc/{pid}").exists() else None
-
-    def install(self) -> Path:
+    def prepare(self) -> list[str | Path]:
         venv = self.home / "venv"
         exe = venv / "bin" / "moto_server"
         stamp = venv / ".pin"
-        if exe.exists() and stamp.exists() and stamp.read_text() == MOTO_PIN:
-            return exe
-        say(self.name, f"installing {MOTO_PIN} into {venv}")
-        run([sys.executable, "-m", "venv", str(venv)])
-        run([str(venv / "bin" / "pip"), "install", "-q", MOTO_PIN])
-        stamp.write_text(MOTO_PIN)
-        return exe
-
-    def start(self) -> None:
-        if self.pid() is not None:
-            say(self.name, f"already running on {HOST}:{MOTO_PORT}")
-            return
-        if port_open(MOTO_PORT):
-            raise ServiceError(f"port {MOTO_PORT} is already taken by another process")
-        exe = self.install()
-        self.home.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as log:
-            process = subprocess.Popen(
-                [str(exe), "-H", HOST, "-p", str(MOTO_PORT)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # outlives this script, like the database servers
-            )
-        self.pid_file.write_text(str(process.pid))
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not port_open(MOTO_PORT):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise ServiceError("moto_server did not start\n" + log_tail(self.log))
-            time.sleep(0.2)
-        say(self.name, f"ready on {HOST}:{MOTO_PORT}")
-
-    def stop(self) -> None:
-        pid = self.pid()
-        if pid is None:
-            say(self.name, "not running")
-            return
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        self.pid_file.unlink(missing_ok=True)
-        say(self.name, "stopped")
-
-    def status(self) -> bool:
-        pid = self.pid()
-        print(f"moto: running on {HOST}:{MOTO_PORT} (pid {pid})" if pid else "moto: stopped")
-        return pid is not None
+        if not (exe.exists() and stamp.exists() and stamp.read_text() == MOTO_PIN):
+            say(self.name, f"installing {MOTO_PIN} into {venv}")
+            run([sys.executable, "-m", "venv", str(venv)])
+            run([str(venv / "bin" / "pip"), "install", "-q", MOTO_PIN])
+            stamp.write_text(MOTO_PIN)
+        return [exe, "-H", HOST, "-p", str(self.port)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -883,33 +864,17 @@ class Moto:
 
 
 @dataclass(frozen=True)
-class Kinesalite:
+class Kinesalite(Service):
     """kinesalite from a private npm install under .run/kinesalite, streams kept in memory."""
 
-    name: str = "kinesis"
+    home: Path = RUN / "kinesalite"
 
-    @property
-    def home(self) -> Path:
-        return RUN / "kinesalite"
+    name = "kinesis"
+    program = "kinesalite"
+    port = KINESIS_PORT
 
-    @property
-    def pid_file(self) -> Path:
-        return self.home / "kinesalite.pid"
-
-    @property
-    def log(self) -> Path:
-        return self.home / "kinesalite.log"
-
-    def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return None
-        return pid if b"kinesalite" in cmdline else None  # not a recycled pid
+    def status_detail(self, up: bool) -> str:
+        return f"kinesalite pid {self.pid()}" if up else ""
 
     def node(self) -> tuple[Path, Path]:
         node, npm = shutil.which("node"), shutil.which("npm")
@@ -923,88 +888,20 @@ class Kinesalite:
             )
         return Path(node), Path(npm)
 
-    def install(self) -> tuple[Path, Path]:
+    def prepare(self) -> list[str | Path]:
         node, npm = self.node()
         cli = self.home / "node_modules" / "kinesalite" / "cli.js"
         stamp = self.home / ".pin"
-        if cli.exists() and stamp.exists() and stamp.read_text() == KINESALITE_PIN:
-            return node, cli
-        say(self.name, f"npm install {KINESALITE_PIN} into {self.home}")
-        self.home.mkdir(parents=True, exist_ok=True)
-        # Streams live in memory (memdown): leveldown's native build is never needed.
-        run(
-            [
-                npm,
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--ignore-scripts",
-                "--prefix",
-                self.home,
-                KINESALITE_PIN,
-            ],
-        )
-        stamp.write_text(KINESALITE_PIN)
-        return node, cli
-
-    def start(self) -> None:
-        if self.pid() is not None:
-            say(self.name, f"already running on {HOST}:{KINESIS_PORT}")
-            return
-        if port_open(KINESIS_PORT):
-            raise ServiceError(f"port {KINESIS_PORT} is already taken by another process")
-        node, cli = self.install()
-        with self.log.open("ab") as log:
-            process = subprocess.Popen(
-                # Stream state changes (create, split, merge) take 50 ms instead of 500.
-                [
-                    str(node),
-                    str(cli),
-                    "--port",
-                    str(KINESIS_PORT),
-                    "--createStreamMs",
-                    "50",
-                    "--deleteStreamMs",
-                    "50",
-                    "--updateStreamMs",
-                    "50",
-                    "--shardLimit",
-                    "100",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.home,
-                start_new_session=True,
-            )
-        self.pid_file.write_text(str(process.pid))
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not port_open(KINESIS_PORT):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise ServiceError("kinesalite did not start\n" + log_tail(self.log))
-            time.sleep(0.2)
-        say(self.name, f"ready on {HOST}:{KINESIS_PORT}")
-
-    def stop(self) -> None:
-        pid = self.pid()
-        if pid is None:
-            say(self.name, "not running")
-            return
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        self.pid_file.unlink(missing_ok=True)
-        say(self.name, "stopped")
-
-    def status(self) -> bool:
-        pid = self.pid()
-        print(
-            f"kinesis: running on {HOST}:{KINESIS_PORT} (kinesalite pid {pid})"
-            if pid
-            else "kinesis: stopped"
-        )
-        return pid is not None
+        if not (cli.exists() and stamp.exists() and stamp.read_text() == KINESALITE_PIN):
+            say(self.name, f"npm install {KINESALITE_PIN} into {self.home}")
+            self.home.mkdir(parents=True, exist_ok=True)
+            # Streams live in memory (memdown): leveldown's native build is never needed.
+            quiet = ["--no-audit", "--no-fund", "--ignore-scripts"]
+            run([npm, "install", *quiet, "--prefix", self.home, KINESALITE_PIN])
+            stamp.write_text(KINESALITE_PIN)
+        # Stream state changes (create, split, merge) take 50 ms instead of 500.
+        timings = ["--createStreamMs", "50", "--deleteStreamMs", "50", "--updateStreamMs", "50"]
+        return [node, cli, "--port", str(self.port), *timings, "--shardLimit", "100"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -1021,7 +918,14 @@ ALIASES = {
     "kinesis": "kinesis",
     "kinesalite": "kinesis",
 }
-SERVERS = ("postgres", "mysql", "moto", "kinesis")
+# Each server's factory (which finds or installs its binaries), in start order.
+SERVICES: dict[str, Callable[[], Service]] = {
+    "postgres": postgres,
+    "mysql": mariadb,
+    "moto": Moto,
+    "kinesis": Kinesalite,
+}
+SERVERS = tuple(SERVICES)
 USAGE = "usage: services.py start|stop|status|env [postgres|mysql|moto|kinesis ...]"
 
 
@@ -1040,16 +944,10 @@ def main(argv: Sequence[str]) -> int:
         print("\n".join(env_lines(wanted)))
         return 0
 
-    factories: dict[str, Callable[[], Postgres | MariaDB | Moto | Kinesalite]] = {
-        "postgres": postgres,
-        "mysql": mariadb,
-        "moto": Moto,
-        "kinesis": Kinesalite,
-    }
     all_up = True
     try:
         for server in wanted:
-            service = factories[server]()
+            service = SERVICES[server]()
             if command == "start":
                 service.start()
             elif command == "stop":
@@ -1064,10 +962,7 @@ def main(argv: Sequence[str]) -> int:
                 f'scripts/services.py env)")',
                 flush=True,
             )
-    except ServiceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # e.g. a .run directory owned by someone else
+    except (ServiceError, OSError) as exc:  # OSError: e.g. a .run directory owned by someone else
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0 if all_up else 3
