@@ -77,6 +77,15 @@ def test_parsing_reads_names_and_check_resolves_them():
     )
 
 
+def test_run_checks_the_spec_before_anything_else(tmp_path):
+    text = BASE.replace('"/data/out"', f'"{tmp_path}"') + 'transforms = [{ name = "nope" }]\n'
+    spec = parse_spec(text, "x.toml")
+
+    with pytest.raises(SpecError, match=r"^x.toml: tables.orders.transforms\[0\].name: "):
+        pipeline.run(None, spec)  # type: ignore[arg-type]  # it never gets as far as Spark
+    assert list(tmp_path.iterdir()) == []  # no lock, no state, no report
+
+
 def test_unresolvable_builder_names_the_output():
     text = BASE + '[outputs.gold]\nbuilder = "sluiceway_no_such_pkg.b:build"\ninputs = ["orders"]\n'
     message = _check_error(parse_spec(text, "x.toml"))
