@@ -49,6 +49,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from sluiceway.runtimes.local import build_local_session
 
     spec = _load(args)
+    pipeline.check(spec)  # a name that does not resolve fails before Spark starts
     started = time.monotonic()
     print(f"==> {spec.name}: starting Spark", flush=True)
     spark = build_local_session(f"sluiceway-{spec.name}", master=args.master)
@@ -176,7 +177,7 @@ def _cmd_stream(args: argparse.Namespace) -> int:
 
     spec = load_stream_spec(args.spec, output_root=args.output, checkpoint=args.checkpoint)
     mode = "available_now" if args.available_now else spec.trigger.mode
-    streaming.preflight(spec)  # a missing stream or a dead endpoint fails before Spark starts
+    streaming.preflight(spec)  # a bad name, a missing stream, a dead endpoint: before Spark
     stop = streaming.StopSignal()
     stop.install()  # SIGTERM: finish the running micro-batch, then stop
     print(f"==> {spec.name}: starting Spark ({mode})", flush=True)
@@ -377,12 +378,19 @@ def _artifacts_for(args: argparse.Namespace):  # -> ArtifactSet
     return artifacts
 
 
-def _warn_environment(artifacts, platform: str) -> None:
-    """Glue and EMR jobs get no environment from us: say so for specs that read one."""
+def _packaged_spec(artifacts):  # -> PipelineSpec
+    """The set's spec, checked: a set whose spec names what does not resolve is not deployed."""
     from sluiceway.deploy.package import SPEC
     from sluiceway.spec import load_spec
+    from sluiceway.spec_check import check
 
     spec = load_spec(artifacts.root / artifacts.file(SPEC).path)
+    check(spec)
+    return spec
+
+
+def _warn_environment(spec, platform: str) -> None:  # spec: PipelineSpec
+    """Glue and EMR jobs get no environment from us: say so for specs that read one."""
     for conn in spec.connections.values():
         if conn.password_env and not conn.secret_id:
             print(
@@ -461,7 +469,7 @@ def _cmd_deploy_glue(args: argparse.Namespace) -> int:
     )
     options.validate()  # bad options fail before anything is built or uploaded
     artifacts = _artifacts_for(args)
-    _warn_environment(artifacts, "a Glue job")
+    _warn_environment(_packaged_spec(artifacts), "a Glue job")
     clients = aws_clients()
     deployment = glue.deploy_glue_job(clients, artifacts, options)
     up = deployment.uploaded
@@ -516,7 +524,7 @@ def _cmd_submit_emr(args: argparse.Namespace) -> int:
     )
     options.validate()
     artifacts = _artifacts_for(args)
-    _warn_environment(artifacts, "an EMR Serverless job run")
+    _warn_environment(_packaged_spec(artifacts), "an EMR Serverless job run")
     clients = aws_clients()
     submission = emr.submit_emr_job(clients, artifacts, options)
     app = submission.application

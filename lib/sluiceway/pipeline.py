@@ -6,6 +6,9 @@ wrote it as its version) is committed only after its writes and loads succeeded;
 is rebuilt when the versions of its inputs differ from those it was last built from. A run
 killed at any point is completed by the next one (see README, "What a run guarantees").
 
+`check(spec)` (from spec_check, which needs no Spark) resolves every transform and builder
+the spec names; run() calls it before anything else, as `package` and `deploy` do.
+
 Kill points (`sluiceway.faults`): `plan:<table>` once planned, `commit:<name>` before a
 table's or output's state is written, `committed:<name>` after; the Parquet sink has its own.
 """
@@ -49,6 +52,7 @@ from sluiceway.sinks.s3 import check_s3_locations
 from sluiceway.sources import jdbc
 from sluiceway.sources.credentials import Credentials, resolve_credentials
 from sluiceway.spec import CatalogTarget, Load, OutputSpec, PipelineSpec, TableSpec, join_path
+from sluiceway.spec_check import check
 from sluiceway.state import RunLock, StateStore, acquire_run_lock, open_state_store
 
 log = logging.getLogger(__name__)
@@ -184,6 +188,7 @@ def run(
     on_table: Callable[[TableReport], None] | None = None,
 ) -> RunReport:
     """Run the pipeline; each table's watermark is committed only after its writes succeeded."""
+    check(spec)  # a transform or builder that does not resolve fails before anything starts
     started = time.monotonic()
     run_id = run_id or new_run_id()
     report = RunReport(spec.name, run_id, datetime.now(UTC).isoformat(), full_refresh=full_refresh)

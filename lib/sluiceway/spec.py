@@ -2,6 +2,11 @@
 
 Every error names the file, the key path and what is wrong, e.g.
 `pipelines/x.toml: tables.orders.split_column: must be a string`.
+
+Parsing needs only the standard library (a `package` or `deploy` runs where Spark is
+not installed). The transform and builder names a spec gives are read, not resolved:
+`sluiceway.spec_check.check(spec)` resolves them, and `pipeline.run`, `package` and
+`deploy` call it before anything else.
 """
 
 from __future__ import annotations
@@ -13,8 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sluiceway.errors import SpecError, TransformError
-from sluiceway.transforms import QualityRule, resolve_transform
+from sluiceway.errors import SpecError
+from sluiceway.quality_rules import QualityRule
+from sluiceway.spec_reader import (
+    IDENTIFIER,
+    NAME,
+    Reader,
+    TransformStep,
+    parse_quality,
+    parse_transforms,
+)
 
 ENGINES = ("postgresql", "mysql", "redshift")
 SOURCE_ENGINES = ("postgresql", "mysql")  # a redshift connection is a load target only
@@ -26,12 +39,8 @@ LOAD_KINDS = ("jdbc", "redshift")
 # moved, leaves the target as one run would. There is no `append` load.
 LOAD_MODES = ("upsert", "overwrite")
 COMPRESSIONS = ("snappy", "zstd", "gzip", "lz4", "none", "uncompressed")
-# Identifiers from the spec end up in SQL; only plain names are accepted, then quoted.
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Glue keeps database and table names in lower case; Athena wants them plain.
 _CATALOG_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,254}$")
-IDENTIFIER = _IDENTIFIER  # public: the SQL sinks validate names with the same rule
 
 
 @dataclass(frozen=True)
@@ -48,12 +57,6 @@ class Connection:
     fetch_size: int
     rows_per_partition: int
     options: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class TransformStep:
-    name: str
-    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -177,73 +180,6 @@ def join_path(root: str, path: str) -> str:
     return f"{root.rstrip('/')}/{path}"
 
 
-class _Reader:
-    """Typed access to one TOML table; errors name the file and the dotted key."""
-
-    def __init__(self, source: str, where: str, data: Any) -> None:
-        self.source, self.where = source, where
-        if not isinstance(data, dict):
-            self.fail("", "must be a table")
-        self.data: dict[str, Any] = data
-
-    def error(self, key: str, message: str) -> SpecError:
-        path = ".".join(part for part in (self.where, key) if part)
-        return SpecError(f"{self.source}: {path}: {message}")
-
-    def fail(self, key: str, message: str) -> None:
-        raise self.error(key, message)
-
-    def only(self, *allowed: str) -> None:
-        for key in self.data:
-            if key not in allowed:
-                self.fail(key, f"unknown key (expected one of: {', '.join(allowed)})")
-
-    def child(self, key: str, data: Any) -> _Reader:
-        return _Reader(self.source, ".".join(p for p in (self.where, key) if p), data)
-
-    def get(
-        self, key: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False
-    ) -> Any:
-        if key not in self.data:
-            if required:
-                self.fail(key, "is required")
-            return default
-        value = self.data[key]
-        # bool is an int subclass; never accept it where a number is meant.
-        if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-            names = (
-                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            )
-            self.fail(key, f"must be a {names}, got {value!r}")
-        return value
-
-    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
-        value = self.get(key, str, default)
-        if value not in choices:
-            self.fail(key, f"must be one of {', '.join(choices)}, got {value!r}")
-        return str(value)
-
-    def positive(self, key: str, default: int) -> int:
-        value = self.get(key, int, default)
-        if value <= 0:
-            self.fail(key, f"must be > 0, got {value}")
-        return int(value)
-
-    def names(self, key: str, pattern: re.Pattern[str] = _IDENTIFIER) -> tuple[str, ...]:
-        value = self.get(key, (list, str), [])
-        items = [value] if isinstance(value, str) else value
-        for item in items:
-            if not isinstance(item, str) or not pattern.match(item):
-                self.fail(key, f"{item!r} is not a plain column name")
-        return tuple(items)
-
-    def identifier(self, key: str, required: bool = False) -> str | None:
-        value = self.get(key, str, required=required)
-        if value is not None and not _IDENTIFIER.match(value):
-            self.fail(key, f"{value!r} is not a plain identifier")
-        return value
-
-
 def load_spec(
     path: str | Path,
     output_root: str | None = None,
@@ -268,13 +204,13 @@ def parse_spec(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{source}: not valid TOML: {exc}") from exc
-    top = _Reader(source, "", data)
+    top = Reader(source, "", data)
     top.only("pipeline", "connections", "tables", "outputs")
 
     pipe = top.child("pipeline", top.get("pipeline", dict, required=True))
     pipe.only("name", "output", "state", "staging", "hash_salt_env")
     name = pipe.get("name", str, required=True)
-    if not _NAME.match(name):
+    if not NAME.match(name):
         pipe.fail("name", f"{name!r} must be a plain name (letters, digits, _)")
     root = output_root or pipe.get("output", str, required=True)
     # Relative state and staging locations live under the output root.
@@ -326,7 +262,7 @@ def parse_spec(
     )
 
 
-def _parse_connection(r: _Reader, name: str) -> Connection:
+def _parse_connection(r: Reader, name: str) -> Connection:
     r.only(
         "engine",
         "host",
@@ -372,7 +308,7 @@ def _parse_connection(r: _Reader, name: str) -> Connection:
 
 
 def _parse_sink(
-    r: _Reader,
+    r: Reader,
     default_path: str,
     root: str,
     modes: tuple[str, ...],
@@ -389,7 +325,7 @@ def _parse_sink(
     )
 
 
-def _parse_catalog(r: _Reader, name: str) -> CatalogTarget | None:
+def _parse_catalog(r: Reader, name: str) -> CatalogTarget | None:
     """`catalog = { database = "x", table = "y" }`; the table defaults to the dataset's name."""
     data = r.get("catalog", dict)
     if data is None:
@@ -404,49 +340,14 @@ def _parse_catalog(r: _Reader, name: str) -> CatalogTarget | None:
     return CatalogTarget(database=database, table=table)
 
 
-def _parse_transforms(r: _Reader, key: str) -> tuple[TransformStep, ...]:
-    steps = []
-    for index, item in enumerate(r.get(key, list, [])):
-        step = r.child(f"{key}[{index}]", item)
-        step.only("name", "params")
-        step_name = step.get("name", str, required=True)
-        try:
-            resolve_transform(step_name)
-        except TransformError as exc:
-            step.fail("name", str(exc))
-        steps.append(TransformStep(step_name, dict(step.get("params", dict, {}))))
-    return tuple(steps)
-
-
-def _parse_quality(r: _Reader) -> tuple[QualityRule, ...]:
-    rules = []
-    for index, item in enumerate(r.get("quality", list, [])):
-        rule = r.child(f"quality[{index}]", item)
-        rule.only("rule", "column", "values", "min", "max")
-        values = rule.get("values", list)
-        try:
-            rules.append(
-                QualityRule(
-                    kind=rule.get("rule", str, required=True),
-                    column=rule.identifier("column", required=True) or "",
-                    values=tuple(values) if values is not None else None,
-                    min=rule.data.get("min"),
-                    max=rule.data.get("max"),
-                )
-            )
-        except ValueError as exc:
-            rule.fail("", str(exc))
-    return tuple(rules)
-
-
 def _parse_table(
-    r: _Reader,
+    r: Reader,
     name: str,
     root: str,
     connections: Mapping[str, Connection],
     staging: str = "_staging",
 ) -> TableSpec:
-    if not _NAME.match(name):
+    if not NAME.match(name):
         r.fail("", "table names must be plain names (letters, digits, _)")
     r.only(
         "connection",
@@ -486,7 +387,7 @@ def _parse_table(
         r.fail("", "give exactly one of `table` or `query`")
     if table is not None:
         for part in table.split("."):
-            if not _IDENTIFIER.match(part):
+            if not IDENTIFIER.match(part):
                 r.fail("table", f"{table!r} is not a plain [schema.]table name")
     primary_key = r.names("primary_key")
     incremental = r.identifier("incremental_column")
@@ -530,8 +431,8 @@ def _parse_table(
         overlap_minutes=overlap,
         overlap_ids=overlap_ids,
         hash_columns=r.names("hash_columns"),
-        quality=_parse_quality(r),
-        transforms=_parse_transforms(r, "transforms"),
+        quality=parse_quality(r),
+        transforms=parse_transforms(r, "transforms"),
         partition_by=r.names("partition_by"),
         audit=r.get("audit", bool, True),
         sink=sink,
@@ -541,22 +442,18 @@ def _parse_table(
 
 
 def _parse_output(
-    r: _Reader,
+    r: Reader,
     name: str,
     root: str,
     known: set[str],
     connections: Mapping[str, Connection] | None = None,
     staging: str = "_staging",
 ) -> OutputSpec:
-    if not _NAME.match(name):
+    if not NAME.match(name):
         r.fail("", "output names must be plain names (letters, digits, _)")
     r.only("builder", "inputs", "params", "partition_by", "sink", "catalog", "load")
     builder = r.get("builder", str, required=True)
-    try:
-        resolve_transform(builder)
-    except TransformError as exc:
-        r.fail("builder", str(exc))
-    inputs = r.names("inputs", _NAME)
+    inputs = r.names("inputs", NAME)
     if not inputs:
         r.fail("inputs", "at least one input table is required")
     for item in inputs:
@@ -581,16 +478,16 @@ def _parse_output(
     )
 
 
-def _table_name(r: _Reader, key: str) -> str:
+def _table_name(r: Reader, key: str) -> str:
     value = r.get(key, str, required=True)
     parts = value.split(".")
-    if len(parts) > 2 or not all(_IDENTIFIER.match(part) for part in parts):
+    if len(parts) > 2 or not all(IDENTIFIER.match(part) for part in parts):
         r.fail(key, f"{value!r} is not a plain [schema.]table name")
     return str(value)
 
 
 def _parse_loads(
-    r: _Reader,
+    r: Reader,
     connections: Mapping[str, Connection],
     staging: str,
     default_key: tuple[str, ...],

@@ -10,28 +10,31 @@ A stream spec is its own file (the batch spec's parser stays as it is):
 
 Errors name the file and the dotted key, like the batch spec's:
 `pipelines/clickstream.toml: source.stream: is required`.
+
+Like the batch spec it parses with the standard library alone: the events schema is kept
+as plain data (each field's type in Spark's JSON form), which `streaming.event_schema`
+turns into a StructType; `spec_check.check_stream_spec` resolves the transform names.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-
-from pyspark.sql.types import StructType
+from typing import Any
 
 from sluiceway.errors import SpecError
-from sluiceway.spec import (
-    _IDENTIFIER,
-    _NAME,
-    COMPRESSIONS,
+from sluiceway.quality_rules import QualityRule
+from sluiceway.spec import COMPRESSIONS, join_path
+from sluiceway.spec_reader import (
+    IDENTIFIER,
+    NAME,
+    Reader,
     TransformStep,
-    _parse_quality,
-    _parse_transforms,
-    _Reader,
-    join_path,
+    parse_quality,
+    parse_transforms,
 )
-from sluiceway.transforms import QualityRule
 
 SOURCE_KINDS = ("kinesis", "files")
 STARTING_POSITIONS = ("trim_horizon", "latest")
@@ -56,13 +59,41 @@ class StreamSource:
 
 
 @dataclass(frozen=True)
+class EventField:
+    """One payload field: its name and its type in Spark's JSON form (`StructType.fromJson`)."""
+
+    name: str
+    type: Any  # "long", "decimal(10,2)", {"type": "array", "elementType": ..., ...}
+
+    @property
+    def type_name(self) -> str:
+        """The type as Spark writes it (`simpleString`): "bigint", "array<string>"."""
+        return _type_name(self.type)
+
+
+@dataclass(frozen=True)
 class EventsSpec:
-    schema: str  # DDL, validated at parse time
+    schema: str  # DDL, as written
+    fields: tuple[EventField, ...]  # the DDL parsed and validated
     event_id: str
     event_time: str
     dedupe_minutes: int
     transforms: tuple[TransformStep, ...]
     quality: tuple[QualityRule, ...]
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    def schema_json(self) -> dict[str, Any]:
+        """The payload schema in Spark's JSON form; every field nullable."""
+        return {
+            "type": "struct",
+            "fields": [
+                {"name": f.name, "type": f.type, "nullable": True, "metadata": {}}
+                for f in self.fields
+            ],
+        }
 
 
 @dataclass(frozen=True)
@@ -110,19 +141,17 @@ def parse_stream_spec(
     output_root: str | None = None,
     checkpoint: str | None = None,
 ) -> StreamSpec:
-    import tomllib
-
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{source}: not valid TOML: {exc}") from exc
-    top = _Reader(source, "", data)
+    top = Reader(source, "", data)
     top.only("pipeline", "source", "events", "sink", "trigger")
 
     pipe = top.child("pipeline", top.get("pipeline", dict, required=True))
     pipe.only("name", "output")
     name = pipe.get("name", str, required=True)
-    if not _NAME.match(name):
+    if not NAME.match(name):
         pipe.fail("name", f"{name!r} must be a plain name (letters, digits, _)")
     root = output_root or pipe.get("output", str, required=True)
 
@@ -135,7 +164,7 @@ def parse_stream_spec(
     return StreamSpec(name, source, root, stream_source, events, sink, trigger)
 
 
-def _parse_source(r: _Reader) -> StreamSource:
+def _parse_source(r: Reader) -> StreamSource:
     r.only(
         "kind",
         "stream",
@@ -179,11 +208,11 @@ def _parse_source(r: _Reader) -> StreamSource:
     )
 
 
-def _parse_events(r: _Reader) -> EventsSpec:
+def _parse_events(r: Reader) -> EventsSpec:
     r.only("schema", "event_id", "event_time", "dedupe_minutes", "transforms", "quality")
     schema_text = r.get("schema", str, required=True)
-    struct = _parse_schema(r, schema_text)
-    fields = {f.name: f.dataType.simpleString() for f in struct.fields}
+    schema = _parse_schema(r, schema_text)
+    fields = {f.name: f.type_name for f in schema}
     event_id = r.identifier("event_id", required=True) or ""
     event_time = r.identifier("event_time", required=True) or ""
     for key, column in (("event_id", event_id), ("event_time", event_time)):
@@ -194,7 +223,7 @@ def _parse_events(r: _Reader) -> EventsSpec:
     for column in fields:
         if column in RESERVED_COLUMNS or column.startswith("_"):
             r.fail("schema", f"column {column!r} is reserved for the columns the pipeline adds")
-    quality = _parse_quality(r)
+    quality = parse_quality(r)
     for index, rule in enumerate(quality):
         if rule.column not in fields:
             r.fail(f"quality[{index}].column", f"column {rule.column!r} is not in the schema")
@@ -203,20 +232,21 @@ def _parse_events(r: _Reader) -> EventsSpec:
         r.fail("dedupe_minutes", f"must be >= 0, got {dedupe}")
     return EventsSpec(
         schema=schema_text,
+        fields=schema,
         event_id=event_id,
         event_time=event_time,
         dedupe_minutes=dedupe,
-        transforms=_parse_transforms(r, "transforms"),
+        transforms=parse_transforms(r, "transforms"),
         quality=quality,
     )
 
 
-def _parse_schema(r: _Reader, text: str) -> StructType:
-    """Parse DDL without a SparkSession (Spark 3.5 has no public parser that needs none)."""
+def _parse_schema(r: Reader, text: str) -> tuple[EventField, ...]:
+    """Parse DDL with the standard library (Spark 3.5 has no public parser without a session)."""
     fields: list[tuple[str, str]] = []
     for part in _split_top_level(text):
         bits = part.strip().split(None, 1)
-        if len(bits) != 2 or not _IDENTIFIER.match(bits[0]):
+        if len(bits) != 2 or not IDENTIFIER.match(bits[0]):
             r.fail("schema", f"cannot read {part.strip()!r}; expected 'name type'")
         fields.append((bits[0], bits[1].strip()))
     if not fields:
@@ -226,16 +256,8 @@ def _parse_schema(r: _Reader, text: str) -> StructType:
     if duplicates:
         r.fail("schema", f"names column(s) twice: {', '.join(duplicates)}")
     try:
-        return StructType.fromJson(
-            {
-                "type": "struct",
-                "fields": [
-                    {"name": n, "type": _json_type(t), "nullable": True, "metadata": {}}
-                    for n, t in fields
-                ],
-            }
-        )
-    except (ValueError, KeyError, TypeError) as exc:
+        return tuple(EventField(n, _json_type(t)) for n, t in fields)
+    except ValueError as exc:
         raise r.error("schema", f"unsupported type: {exc}") from exc
 
 
@@ -256,6 +278,8 @@ _SIMPLE_TYPES = {
     "binary": "binary",
 }
 _DECIMAL = re.compile(r"^decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
+# Spark's JSON names that its simpleString spells differently.
+_SIMPLE_NAMES = {"integer": "int", "long": "bigint", "short": "smallint", "byte": "tinyint"}
 
 
 def _json_type(text: str) -> object:
@@ -284,13 +308,25 @@ def _json_type(text: str) -> object:
         inner = []
         for part in _split_top_level(t[7:-1]):
             name, _, kind = part.partition(":")
-            if not _IDENTIFIER.match(name.strip()) or not kind:
+            if not IDENTIFIER.match(name.strip()) or not kind:
                 raise ValueError(f"struct field {part.strip()!r}: expected 'name:type'")
             inner.append(
                 {"name": name.strip(), "type": _json_type(kind), "nullable": True, "metadata": {}}
             )
         return {"type": "struct", "fields": inner}
     raise ValueError(f"{t!r}")
+
+
+def _type_name(json_type: Any) -> str:
+    """Spark's simpleString of a type in its JSON form."""
+    if isinstance(json_type, str):
+        return _SIMPLE_NAMES.get(json_type, json_type)
+    if json_type["type"] == "array":
+        return f"array<{_type_name(json_type['elementType'])}>"
+    if json_type["type"] == "map":
+        return f"map<{_type_name(json_type['keyType'])},{_type_name(json_type['valueType'])}>"
+    inner = ",".join(f"{f['name']}:{_type_name(f['type'])}" for f in json_type["fields"])
+    return f"struct<{inner}>"
 
 
 def _split_top_level(text: str) -> list[str]:
@@ -313,7 +349,7 @@ def _split_top_level(text: str) -> list[str]:
     return parts
 
 
-def _parse_sink(r: _Reader, root: str) -> StreamSink:
+def _parse_sink(r: Reader, root: str) -> StreamSink:
     r.only("path", "dead_letter_path", "compression", "target_file_mb", "compact_min_files")
     return StreamSink(
         path=join_path(root, r.get("path", str, "events")),
@@ -324,15 +360,10 @@ def _parse_sink(r: _Reader, root: str) -> StreamSink:
     )
 
 
-def _parse_trigger(r: _Reader, root: str, name: str) -> TriggerSpec:
+def _parse_trigger(r: Reader, root: str, name: str) -> TriggerSpec:
     r.only("mode", "interval_seconds", "checkpoint")
     return TriggerSpec(
         mode=r.choice("mode", TRIGGER_MODES, "interval"),
         interval_seconds=r.positive("interval_seconds", 30),
         checkpoint=join_path(root, r.get("checkpoint", str, f"_checkpoints/{name}")),
     )
-
-
-def event_schema(spec: StreamSpec) -> StructType:
-    """The payload schema as a StructType (already validated when the spec was parsed)."""
-    return _parse_schema(_Reader(spec.source_file, "events", {}), spec.events.schema)

@@ -34,6 +34,7 @@ from typing import Any
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from sluiceway import transforms
 from sluiceway.errors import (
@@ -48,7 +49,8 @@ from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
 from sluiceway.sinks.batch_parquet import BatchOutput, BatchSink
 from sluiceway.sources import kinesis
 from sluiceway.sources.stream_files import read_aws_kinesis, read_capture_files
-from sluiceway.stream_spec import StreamSpec, event_schema
+from sluiceway.spec_check import check_stream_spec
+from sluiceway.stream_spec import StreamSpec
 from sluiceway.transforms.events import (
     ERROR_COLUMN,
     keep_bad_records,
@@ -75,6 +77,11 @@ _METADATA = {
 
 # ---------------------------------------------------------------------------------------
 # build: pure DataFrame composition
+
+
+def event_schema(spec: StreamSpec) -> StructType:
+    """The payload schema as a StructType (the spec keeps it as plain, validated data)."""
+    return StructType.fromJson(spec.events.schema_json())
 
 
 def prepare(raw: DataFrame, spec: StreamSpec) -> DataFrame:
@@ -115,9 +122,8 @@ def build_events(
     good: DataFrame, spec: StreamSpec, *, batch_id: int, processed_at: datetime
 ) -> DataFrame:
     """Valid records -> the spec's transforms -> event date/hour partitions -> audit columns."""
-    fields = event_schema(spec).fieldNames()
     df = good.select(
-        *[F.col(name) for name in fields],
+        *[F.col(name) for name in spec.events.field_names],
         *[F.col(src).alias(dst) for src, dst in _METADATA.items()],
     )
     for step in spec.events.transforms:
@@ -389,8 +395,11 @@ def kinesis_options(spec: StreamSpec, *, until_ms: int | None = None) -> kinesis
 
 
 def preflight(spec: StreamSpec, reader: str = "python") -> None:
-    """Every check that needs no Spark: the stream answers, the capture directory exists."""
+    """Every check that needs no Spark: the transforms resolve, the stream answers, the
+    capture directory exists."""
     import os
+
+    check_stream_spec(spec)
 
     if spec.source.kind == "files":
         path = spec.source.path or ""
@@ -415,8 +424,10 @@ def run_spec(
 
     Readers: "python" (the project's Kinesis data source, Spark >= 4.0) or "aws-kinesis"
     (EMR's connector). A files source ignores the reader. Every check that needs no data
-    (the stream exists, credentials work, the endpoint answers) runs before the query.
+    (the transforms resolve, the stream exists, credentials work, the endpoint answers)
+    runs before the query.
     """
+    check_stream_spec(spec)
     mode = mode or spec.trigger.mode
     interval = {"processingTime": f"{spec.trigger.interval_seconds} seconds"}
     if spec.source.kind == "files":

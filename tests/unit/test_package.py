@@ -102,6 +102,18 @@ def test_a_spec_that_does_not_parse_is_never_packaged(tmp_path):
     assert not out.exists()
 
 
+def test_a_spec_naming_a_builder_that_does_not_exist_is_never_packaged(tmp_path):
+    typo = tmp_path / "typo.toml"
+    typo.write_text(DEMO_SPEC.read_text().replace(":join_order_lines", ":join_order_linez", 1))
+    out = tmp_path / "dist"
+    with pytest.raises(
+        SpecError,
+        match=r"typo.toml: outputs.order_lines.builder: .* has no attribute 'join_order_linez'",
+    ):
+        build_artifacts(typo, out)
+    assert not out.exists()
+
+
 def test_missing_jars_are_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("SLUICEWAY_CACHE", str(tmp_path / "empty-cache"))
     with pytest.raises(DeployError, match=r"jars not fetched: postgresql-42.7.14.jar"):

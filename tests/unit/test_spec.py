@@ -4,6 +4,7 @@ import pytest
 
 from sluiceway.errors import SpecError
 from sluiceway.spec import load_spec, parse_spec
+from sluiceway.spec_check import check
 
 BASE = """
 [pipeline]
@@ -61,8 +62,11 @@ def test_unknown_key_is_named_with_its_path():
     )
 
 
-def test_unknown_transform_is_rejected_at_parse_time():
-    message = _error(BASE + 'transforms = [{ name = "no_such_transform" }]\n')
+def test_unknown_transform_is_rejected_by_check_naming_the_key():
+    spec = parse_spec(BASE + 'transforms = [{ name = "no_such_transform" }]\n', "x.toml")
+    with pytest.raises(SpecError) as info:
+        check(spec)
+    message = str(info.value)
     assert message.startswith("x.toml: tables.orders.transforms[0].name:")
     assert "no_such_transform" in message
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from sluiceway.errors import SpecError
-from sluiceway.stream_spec import event_schema, load_stream_spec, parse_stream_spec
+from sluiceway.stream_spec import load_stream_spec, parse_stream_spec
+from sluiceway.streaming import event_schema
 
 GOOD = """
 [pipeline]
@@ -41,6 +42,16 @@ def test_schema_with_nested_types_becomes_a_struct_type():
         "m:map<string,int>,s:struct<a:int,b:decimal(10,2)>>"
     )
     assert spec.trigger.mode == "interval" and spec.trigger.interval_seconds == 30
+
+
+def test_schema_is_plain_data_spelt_as_spark_spells_it():
+    spec = parse_stream_spec(GOOD, "x.toml")
+
+    assert spec.events.field_names == ("event_id", "event_time", "n", "tags", "m", "s")
+    assert [(f.name, f.type_name) for f in spec.events.fields] == [
+        (f.name, f.dataType.simpleString()) for f in event_schema(spec).fields
+    ]
+    assert spec.events.fields[2].type == "long"  # Spark's JSON name for bigint
 
 
 @pytest.mark.parametrize(

@@ -183,9 +183,11 @@ def _jar_files() -> list[tuple[jars.Jar, Path]]:
 def build_artifacts(spec_path: str | Path, out_dir: str | Path) -> ArtifactSet:
     """Validate the spec, then write the artifact set under `out_dir`; return it."""
     from sluiceway.spec import load_spec
+    from sluiceway.spec_check import check
 
     spec_file = Path(spec_path)
-    spec = load_spec(spec_file)  # a spec that does not parse is never packaged
+    spec = load_spec(spec_file)
+    check(spec)  # a spec that does not parse, or names what does not resolve, is never packaged
     version = sluiceway.__version__
     modules = _package_files()
     contents: list[tuple[str, str, bytes | Path, str | None]] = [

@@ -17,6 +17,7 @@ from sluiceway import streaming
 from sluiceway.errors import SpecError
 from sluiceway.runtimes.local import apply_pipeline_conf
 from sluiceway.sources import kinesis
+from sluiceway.spec_check import check_stream_spec
 from sluiceway.stream_spec import StreamSpec
 
 
@@ -57,6 +58,7 @@ def read_kinesis(glue_context: Any, opts: kinesis.KinesisOptions) -> DataFrame:
 
 def run(glue_context: Any, spec: StreamSpec) -> None:
     """Run the stream until the Glue job is stopped."""
+    check_stream_spec(spec)
     if spec.source.kind != "kinesis":
         raise SpecError(f"{spec.source_file}: source.kind: the Glue job reads kinesis only")
     spark = apply_pipeline_conf(glue_context.spark_session)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
+from sluiceway.quality_rules import QualityRule
 from sluiceway.transforms.audit import with_audit_columns
 from sluiceway.transforms.columns import cast_to_schema, normalize_column_names
 from sluiceway.transforms.dedupe import dedupe_latest
 from sluiceway.transforms.hashing import with_hashed_columns
 from sluiceway.transforms.partitions import with_date_partitions
-from sluiceway.transforms.quality import (
-    QualityRule,
-    keep_quarantined,
-    keep_valid,
-    with_quality_failures,
-)
+from sluiceway.transforms.quality import keep_quarantined, keep_valid, with_quality_failures
 from sluiceway.transforms.registry import BUILTIN_TRANSFORMS, resolve_transform
 
 __all__ = [

@@ -1,0 +1,128 @@
+"""The parsing toolkit the batch and the stream spec share: typed TOML access, rules, steps.
+
+Standard library only: a spec parses (and `package` / `deploy` run) where Spark is not
+installed. Names in a spec are only read here; `sluiceway.spec_check.check` resolves them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sluiceway.errors import SpecError
+from sluiceway.quality_rules import QualityRule
+
+# Identifiers from the spec end up in SQL; only plain names are accepted, then quoted.
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+# Pipeline, table and output names (also directory and state-key names).
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class TransformStep:
+    """A transform named in a spec: a built-in or a dotted path, and its keyword arguments."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Reader:
+    """Typed access to one TOML table; errors name the file and the dotted key."""
+
+    def __init__(self, source: str, where: str, data: Any) -> None:
+        self.source, self.where = source, where
+        if not isinstance(data, dict):
+            self.fail("", "must be a table")
+        self.data: dict[str, Any] = data
+
+    def error(self, key: str, message: str) -> SpecError:
+        path = ".".join(part for part in (self.where, key) if part)
+        return SpecError(f"{self.source}: {path}: {message}")
+
+    def fail(self, key: str, message: str) -> None:
+        raise self.error(key, message)
+
+    def only(self, *allowed: str) -> None:
+        for key in self.data:
+            if key not in allowed:
+                self.fail(key, f"unknown key (expected one of: {', '.join(allowed)})")
+
+    def child(self, key: str, data: Any) -> Reader:
+        return Reader(self.source, ".".join(p for p in (self.where, key) if p), data)
+
+    def get(
+        self, key: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False
+    ) -> Any:
+        if key not in self.data:
+            if required:
+                self.fail(key, "is required")
+            return default
+        value = self.data[key]
+        # bool is an int subclass; never accept it where a number is meant.
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+            names = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            )
+            self.fail(key, f"must be a {names}, got {value!r}")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.get(key, str, default)
+        if value not in choices:
+            self.fail(key, f"must be one of {', '.join(choices)}, got {value!r}")
+        return str(value)
+
+    def positive(self, key: str, default: int) -> int:
+        value = self.get(key, int, default)
+        if value <= 0:
+            self.fail(key, f"must be > 0, got {value}")
+        return int(value)
+
+    def names(self, key: str, pattern: re.Pattern[str] = IDENTIFIER) -> tuple[str, ...]:
+        value = self.get(key, (list, str), [])
+        items = [value] if isinstance(value, str) else value
+        for item in items:
+            if not isinstance(item, str) or not pattern.match(item):
+                self.fail(key, f"{item!r} is not a plain column name")
+        return tuple(items)
+
+    def identifier(self, key: str, required: bool = False) -> str | None:
+        value = self.get(key, str, required=required)
+        if value is not None and not IDENTIFIER.match(value):
+            self.fail(key, f"{value!r} is not a plain identifier")
+        return value
+
+
+def parse_transforms(r: Reader, key: str) -> tuple[TransformStep, ...]:
+    """`transforms = [{ name = "...", params = {...} }, ...]`; names are resolved by check()."""
+    steps = []
+    for index, item in enumerate(r.get(key, list, [])):
+        step = r.child(f"{key}[{index}]", item)
+        step.only("name", "params")
+        step_name = step.get("name", str, required=True)
+        steps.append(TransformStep(step_name, dict(step.get("params", dict, {}))))
+    return tuple(steps)
+
+
+def parse_quality(r: Reader) -> tuple[QualityRule, ...]:
+    """`quality = [{ rule = "not_null", column = "x" }, ...]` as QualityRule values."""
+    rules = []
+    for index, item in enumerate(r.get("quality", list, [])):
+        rule = r.child(f"quality[{index}]", item)
+        rule.only("rule", "column", "values", "min", "max")
+        values = rule.get("values", list)
+        try:
+            rules.append(
+                QualityRule(
+                    kind=rule.get("rule", str, required=True),
+                    column=rule.identifier("column", required=True) or "",
+                    values=tuple(values) if values is not None else None,
+                    min=rule.data.get("min"),
+                    max=rule.data.get("max"),
+                )
+            )
+        except ValueError as exc:
+            rule.fail("", str(exc))
+    return tuple(rules)
