@@ -21,15 +21,16 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from sluiceway import aws, faults, transforms
+from sluiceway import faults, transforms
 from sluiceway.errors import (
     CredentialsError,
     SinkError,
@@ -37,21 +38,12 @@ from sluiceway.errors import (
     StateError,
     TransformError,
 )
-from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
-from sluiceway.sinks.catalog import GlueCatalog
+from sluiceway.sinks.dataset import Batch, ParquetDataset
 from sluiceway.sinks.loads import load_connections, write_load
-from sluiceway.sinks.parquet import (
-    HadoopFs,
-    WriteResult,
-    finish_interrupted,
-    partition_path,
-    stored_partitions,
-    write_parquet,
-)
 from sluiceway.sinks.s3 import check_s3_locations
 from sluiceway.sources import jdbc
 from sluiceway.sources.credentials import Credentials, resolve_credentials
-from sluiceway.spec import CatalogTarget, Load, OutputSpec, PipelineSpec, TableSpec, join_path
+from sluiceway.spec import Load, OutputSpec, PipelineSpec, TableSpec, WriteMode, join_path
 from sluiceway.spec_check import check
 from sluiceway.state import RunLock, StateStore, acquire_run_lock, open_state_store
 
@@ -61,9 +53,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class TableReport:
     name: str
-    kind: str  # "table" | "output"
-    status: str = "pending"  # "written" | "unchanged" | "failed"
-    mode: str = "incremental"  # "incremental" | "full"
+    kind: Literal["table", "output"]
+    status: Literal["pending", "written", "unchanged", "failed"] = "pending"
+    mode: Literal["incremental", "full"] = "incremental"
     rows_read: int = 0
     rows_written: int = 0
     rows_quarantined: int = 0
@@ -82,7 +74,7 @@ class RunReport:
     pipeline: str
     run_id: str
     started_at: str
-    status: str = "running"  # "succeeded" | "failed"
+    status: Literal["running", "succeeded", "failed"] = "running"
     seconds: float = 0.0
     full_refresh: bool = False
     tables: list[TableReport] = field(default_factory=list)
@@ -178,6 +170,49 @@ def _hash_salt(spec: PipelineSpec) -> str | None:
     return salt
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What every step of one run shares, fixed before the first table is read."""
+
+    spark: SparkSession
+    spec: PipelineSpec
+    store: StateStore
+    run_id: str
+    report: RunReport
+    lock: RunLock
+    full_refresh: bool = False
+    salt: str | None = None
+    credentials: Mapping[str, Credentials] = field(default_factory=dict)
+
+    def where(self, item: TableSpec | OutputSpec) -> str:
+        kind = "tables" if isinstance(item, TableSpec) else "outputs"
+        return f"{self.spec.source_file}: {kind}.{item.name}"
+
+    def dataset(self, item: TableSpec | OutputSpec) -> ParquetDataset:
+        """Where the table or output lands."""
+        return ParquetDataset(
+            self.spark,
+            item.sink.path,
+            staging=join_path(self.spec.staging_location, item.name),
+            where=self.where(item),
+            partition_by=item.partition_by,
+            primary_key=item.primary_key if isinstance(item, TableSpec) else (),
+            compression=item.sink.compression,
+            catalog=item.catalog,
+        )
+
+    def quarantine(self, table: TableSpec) -> ParquetDataset:
+        """Where a table's rejected rows land: keyed tables keep each key's latest."""
+        return ParquetDataset(
+            self.spark,
+            table.sink.quarantine_path,
+            staging=join_path(self.spec.staging_location, table.name) + "__quarantine",
+            where=f"{self.where(table)} (quarantine)",
+            primary_key=table.primary_key,
+            compression=table.sink.compression,
+        )
+
+
 def run(
     spark: SparkSession,
     spec: PipelineSpec,
@@ -193,66 +228,40 @@ def run(
     run_id = run_id or new_run_id()
     report = RunReport(spec.name, run_id, datetime.now(UTC).isoformat(), full_refresh=full_refresh)
     store = open_state_store(spec.state_location)
-    selected = set(only) if only else None
-    if selected:
-        unknown = selected - {t.name for t in spec.tables} - {o.name for o in spec.outputs}
-        if unknown:
-            raise SluicewayError(
-                f"{spec.source_file}: no table or output named {', '.join(sorted(unknown))}"
-            )
+    selected = _selected(spec, only)
     lock = None
     refused = False  # another run holds the lock: this one writes nothing, not even a report
     try:
         # Everything that can fail without touching data fails here, before the first read.
         jdbc.check_time_zone(spark)
         salt = _hash_salt(spec)
-        used = {t.connection for t in spec.tables if selected is None or t.name in selected}
-        items: tuple[TableSpec | OutputSpec, ...] = (*spec.tables, *spec.outputs)
-        loads = [
-            load
-            for item in items
-            if selected is None or item.name in selected
-            for load in item.load
-        ]
+        tables = [t for t in spec.tables if selected is None or t.name in selected]
+        outputs = [o for o in spec.outputs if selected is None or o.name in selected]
+        used = {t.connection for t in tables}
+        items: tuple[TableSpec | OutputSpec, ...] = (*tables, *outputs)
+        loads = tuple(load for item in items for load in item.load)
         credentials = {
             name: resolve_credentials(spec.connections[name])
-            for name in used | load_connections(tuple(loads))
+            for name in used | load_connections(loads)
         }
         sources = {
             name: jdbc.jdbc_source(spec.connections[name], credentials[name]) for name in used
         }
         # A missing, denied or unreachable bucket fails here, before the source is read.
-        check_s3_locations(_locations(spec, selected))
+        check_s3_locations(_locations(spec, items))
         try:
             lock = acquire_run_lock(store, spec.name, run_id)
         except StateError:
             refused = True
             raise
-        for table in spec.tables:
-            if selected is not None and table.name not in selected:
-                continue
-            item = _run_table(
-                spark,
-                spec,
-                table,
-                sources[table.connection],
-                store,
-                run_id,
-                salt,
-                full_refresh,
-                report,
-                credentials,
-                lock,
-            )
+        ctx = RunContext(spark, spec, store, run_id, report, lock, full_refresh, salt, credentials)
+        for table in tables:
+            item = _run_table(ctx, table, sources[table.connection])
             if on_table:
                 on_table(item)
-        for output in spec.outputs:
-            if selected is not None and output.name not in selected:
-                continue
-            rebuild = full_refresh or (selected is not None and output.name in selected)
-            item = _run_output(
-                spark, spec, output, store, run_id, rebuild, report, credentials, lock
-            )
+        for output in outputs:
+            rebuild = full_refresh or selected is not None
+            item = _run_output(ctx, output, rebuild)
             if on_table:
                 on_table(item)
         report.status = "succeeded"
@@ -275,52 +284,30 @@ def run(
     return report
 
 
-def _locations(spec: PipelineSpec, selected: set[str] | None) -> dict[str, str]:
+def _selected(spec: PipelineSpec, only: Iterable[str] | None) -> set[str] | None:
+    """The tables and outputs `--only` names (None: all of them); an unknown name fails."""
+    selected = set(only) if only else None
+    if selected:
+        unknown = selected - {t.name for t in spec.tables} - {o.name for o in spec.outputs}
+        if unknown:
+            raise SluicewayError(
+                f"{spec.source_file}: no table or output named {', '.join(sorted(unknown))}"
+            )
+    return selected
+
+
+def _locations(spec: PipelineSpec, items: Iterable[TableSpec | OutputSpec]) -> dict[str, str]:
     """Every place the run may write, keyed by where the spec sets it, datasets first."""
     found = {}
-    items: tuple[TableSpec | OutputSpec, ...] = (*spec.tables, *spec.outputs)
     for item in items:
-        if selected is None or item.name in selected:
-            kind = "tables" if isinstance(item, TableSpec) else "outputs"
-            found[f"{spec.source_file}: {kind}.{item.name}.sink.path"] = item.sink.path
-            found[f"{spec.source_file}: {kind}.{item.name}.sink.quarantine_path"] = (
-                item.sink.quarantine_path
-            )
+        kind = "tables" if isinstance(item, TableSpec) else "outputs"
+        found[f"{spec.source_file}: {kind}.{item.name}.sink.path"] = item.sink.path
+        found[f"{spec.source_file}: {kind}.{item.name}.sink.quarantine_path"] = (
+            item.sink.quarantine_path
+        )
     found[f"{spec.source_file}: pipeline.staging"] = spec.staging_location
     found[f"{spec.source_file}: pipeline.state"] = spec.state_location
     return found
-
-
-def _catalog_target(target: CatalogTarget | None, path: str, where: str) -> CatalogTarget | None:
-    """The Glue table to maintain for a dataset, if any: only datasets on S3 get one."""
-    if target is not None and not aws.is_s3_uri(path):
-        log.info("%s: catalog skipped: %s is not on S3", where, path)
-        return None
-    return target
-
-
-def _publish(
-    spark: SparkSession,
-    catalog: GlueCatalog,
-    target: CatalogTarget,
-    df: DataFrame,
-    partition_by: tuple[str, ...],
-    result: WriteResult,
-    compression: str,
-    where: str,
-) -> dict[str, Any]:
-    update = catalog.publish(
-        target.database,
-        target.table,
-        df.schema,
-        partition_by,
-        result,
-        compression,
-        lambda partition: partition_path(spark, partition),
-        lambda: stored_partitions(spark, result.path, partition_by),
-        where,
-    )
-    return asdict(update)
 
 
 def _save_report(store: StateStore, spec: PipelineSpec, report: RunReport) -> None:
@@ -329,22 +316,25 @@ def _save_report(store: StateStore, spec: PipelineSpec, report: RunReport) -> No
     store.write_json(f"{spec.name}/runs/latest.json", data)
 
 
-def _run_table(
-    spark: SparkSession,
-    spec: PipelineSpec,
-    table: TableSpec,
-    source: jdbc.JdbcSource,
-    store: StateStore,
-    run_id: str,
-    salt: str | None,
-    full_refresh: bool,
-    report: RunReport,
-    credentials: Mapping[str, Credentials] | None = None,
-    lock: RunLock | None = None,
-) -> TableReport:
-    where = f"{spec.source_file}: tables.{table.name}"
+@contextmanager
+def _tracked(ctx: RunContext, item: TableReport) -> Iterator[TableReport]:
+    """Add `item` to the run report; time it, and mark it failed on our errors."""
+    ctx.report.tables.append(item)
     started = time.monotonic()
-    watermark = None if full_refresh else read_watermark(store, spec, table.name)
+    try:
+        yield item
+    except SluicewayError as exc:
+        item.status, item.error = "failed", str(exc)
+        raise
+    finally:
+        item.seconds = round(time.monotonic() - started, 3)
+
+
+def _run_table(ctx: RunContext, table: TableSpec, source: jdbc.JdbcSource) -> TableReport:
+    """plan -> read -> build -> write -> load -> commit, for one table."""
+    where = ctx.where(table)
+    watermark = None if ctx.full_refresh else read_watermark(ctx.store, ctx.spec, table.name)
+    dataset, quarantine = ctx.dataset(table), ctx.quarantine(table)
     item = TableReport(
         table.name,
         "table",
@@ -352,13 +342,11 @@ def _run_table(
         path=table.sink.path,
         watermark_before=watermark.to_json() if watermark else None,
     )
-    report.tables.append(item)
-    staging = join_path(spec.staging_location, table.name)
-    try:
+    with _tracked(ctx, item):
         # A write a killed run committed is finished first, even if nothing changed since.
-        for path in (staging, _quarantine_staging(staging)):
-            finish_interrupted(spark, path, where)
-        plan = jdbc.plan_read(spark, source, table, watermark, where)
+        dataset.finish_interrupted()
+        quarantine.finish_interrupted()
+        plan = jdbc.plan_read(ctx.spark, source, table, watermark, where)
         faults.reached(f"plan:{table.name}")
         log.info(
             "%s: reading %d rows in %d partitions",
@@ -369,50 +357,36 @@ def _run_table(
         if plan.rows_expected == 0 and watermark is not None:
             item.status = "unchanged"
             return item
-        raw = jdbc.read(spark, source, plan, where)
+        raw = jdbc.read(ctx.spark, source, plan, where)
         built = build_table(
             raw,
             table,
-            run_id=run_id,
+            run_id=ctx.run_id,
             extracted_at=datetime.now(UTC),
             source=f"{source.dialect.engine}:{table.table or table.name}",
-            salt=salt,
+            salt=ctx.salt,
             dedupe=_may_repeat_keys(table, plan),
         )
-        _write_table(spark, spec, table, built, plan, run_id, item, where)
+        _write_table(ctx, table, _Written(built, plan, dataset, quarantine), item)
         # Loads run before the watermark moves: a failed load is retried by the next run.
-        _run_loads(spark, spec, table.load, table.sink.path, run_id, credentials, item, where)
+        _run_loads(ctx, table.load, dataset, item)
         after = plan.watermark_after.to_json() if plan.watermark_after else None
-        _commit(
-            store, lock, _table_state_key(spec, table.name), table.name, run_id, watermark=after
-        )
+        _commit(ctx, _table_state_key(ctx.spec, table.name), table.name, watermark=after)
         # Only now: a failed run's report shows no watermark it never committed.
         item.watermark_after = after
         item.status = "written"
-        return item
-    except SluicewayError as exc:
-        item.status, item.error = "failed", str(exc)
-        raise
-    finally:
-        item.seconds = round(time.monotonic() - started, 3)
+    return item
 
 
-def _commit(
-    store: StateStore, lock: RunLock | None, key: str, name: str, run_id: str, **state: Any
-) -> None:
+def _commit(ctx: RunContext, key: str, name: str, **state: Any) -> None:
     """Write a table's or output's state: from here on its run counts as done. A run whose
     S3 lock was taken over (its lease ran out) refuses to."""
-    if lock is not None:
-        lock.ensure_held()
+    ctx.lock.ensure_held()
     faults.reached(f"commit:{name}")
-    store.write_json(
-        key, {**state, "run_id": run_id, "committed_at": datetime.now(UTC).isoformat()}
+    ctx.store.write_json(
+        key, {**state, "run_id": ctx.run_id, "committed_at": datetime.now(UTC).isoformat()}
     )
     faults.reached(f"committed:{name}")
-
-
-def _quarantine_staging(staging: str) -> str:
-    return f"{staging}__quarantine"
 
 
 def _window_name(plan: jdbc.ReadPlan) -> str:
@@ -434,20 +408,21 @@ def _may_repeat_keys(table: TableSpec, plan: jdbc.ReadPlan) -> bool:
     return len(plan.predicates) > 1 and table.split_column not in table.primary_key
 
 
-def _write_table(
-    spark: SparkSession,
-    spec: PipelineSpec,
-    table: TableSpec,
-    built: DataFrame,
-    plan: jdbc.ReadPlan,
-    run_id: str,
-    item: TableReport,
-    where: str,
-) -> None:
+@dataclass(frozen=True)
+class _Written:
+    """A table's built batch, the read it came from and the datasets it goes to."""
+
+    built: DataFrame
+    plan: jdbc.ReadPlan
+    dataset: ParquetDataset
+    quarantine: ParquetDataset
+
+
+def _write_table(ctx: RunContext, table: TableSpec, batch: _Written, item: TableReport) -> None:
     # The counts come from the write itself: the source is read in the same pass. Only a
     # table with quality rules may need a second pass (the quarantine), so only it is cached.
     counts = Observation()
-    built = built.observe(
+    built = batch.built.observe(
         counts,
         F.count(F.lit(1)).alias("rows"),
         F.sum(F.when(F.size("_dq_failures") > 0, 1).otherwise(0)).alias("bad"),
@@ -456,87 +431,35 @@ def _write_table(
     if cached:
         built = built.persist()
     try:
-        _write_valid_and_quarantined(spark, spec, table, built, counts, plan, run_id, item, where)
+        _write_valid_and_quarantined(ctx, table, replace(batch, built=built), counts, item)
     finally:
         if cached:
             built.unpersist()
 
 
 def _write_valid_and_quarantined(
-    spark: SparkSession,
-    spec: PipelineSpec,
-    table: TableSpec,
-    built: DataFrame,
-    counts: Observation,
-    plan: jdbc.ReadPlan,
-    run_id: str,
-    item: TableReport,
-    where: str,
+    ctx: RunContext, table: TableSpec, batch: _Written, counts: Observation, item: TableReport
 ) -> None:
-    staging = join_path(spec.staging_location, table.name)
+    plan = batch.plan
     # A full read replaces the dataset, so rows deleted at the source disappear too.
-    full = plan.watermark_before is None
-    mode = "overwrite" if full else table.sink.mode
+    mode: WriteMode = "overwrite" if plan.watermark_before is None else table.sink.mode
     # An append re-reads the overlap: rows of it already landed are not appended again.
-    window = _window_name(plan)
     overlap = None
     if mode == "append" and plan.window_start is not None and table.incremental_column:
         overlap = F.col(table.incremental_column) >= F.lit(plan.window_start)
-    valid = built.transform(transforms.keep_valid)
-    target = _catalog_target(table.catalog, table.sink.path, where)
-    catalog = GlueCatalog()
-    if target:  # an incompatible schema is refused before anything is written
-        catalog.check(target.database, target.table, valid.schema, table.partition_by, where)
-    result = write_parquet(
-        spark,
-        valid,
-        table.sink.path,
-        mode=mode,
-        partition_by=table.partition_by,
-        primary_key=table.primary_key,
-        compression=table.sink.compression,
-        staging_path=staging,
-        where=where,
-        window=window,
-        overlap=overlap,
-    )
+    window = _window_name(plan)
+    valid = batch.built.transform(transforms.keep_valid)
+    result = batch.dataset.write(Batch(valid, window, overlap), mode)
     item.partitions = [dict(p) for p in result.partitions]
-    seen = counts.get
-    if "rows" not in seen:
-        raise SinkError(f"{where}: the write reported no row count; nothing committed")
-    item.rows_read = int(seen["rows"])
-    item.rows_quarantined = int(seen["bad"] or 0)
-    item.rows_written = item.rows_read - item.rows_quarantined
+    _count_rows(counts, item, batch.dataset.where)
     if item.rows_quarantined:
         # Keyed tables keep each key's latest rejected row; the others mirror the dataset's
         # mode (replaced by a full read, one file set per window), so a rerun adds no copy.
-        bad = built.transform(transforms.keep_quarantined)
+        bad = batch.built.transform(transforms.keep_quarantined)
         if "_run_id" not in bad.columns:
-            bad = bad.withColumn("_run_id", F.lit(run_id))
-        write_parquet(
-            spark,
-            bad,
-            table.sink.quarantine_path,
-            mode="merge" if table.primary_key else mode,
-            partition_by=(),
-            primary_key=table.primary_key,
-            compression=table.sink.compression,
-            staging_path=_quarantine_staging(staging),
-            where=f"{where} (quarantine)",
-            window=window,
-            overlap=overlap,
-        )
-    if target:
-        item.catalog = _publish(
-            spark,
-            catalog,
-            target,
-            valid,
-            table.partition_by,
-            result,
-            table.sink.compression,
-            where,
-        )
+            bad = bad.withColumn("_run_id", F.lit(ctx.run_id))
+        batch.quarantine.write(Batch(bad, window, overlap), "merge" if table.primary_key else mode)
+    item.catalog = batch.dataset.published
     log.info(
         "%s: wrote %d rows (%d quarantined) into %d partitions of %s",
         table.name,
@@ -547,81 +470,44 @@ def _write_valid_and_quarantined(
     )
 
 
-def _run_output(
-    spark: SparkSession,
-    spec: PipelineSpec,
-    output: OutputSpec,
-    store: StateStore,
-    run_id: str,
-    rebuild: bool,
-    report: RunReport,
-    credentials: Mapping[str, Credentials] | None = None,
-    lock: RunLock | None = None,
-) -> TableReport:
+def _count_rows(counts: Observation, item: TableReport, where: str) -> None:
+    """The rows the write saw, as its observation counted them."""
+    seen = counts.get
+    if "rows" not in seen:
+        raise SinkError("the write reported no row count; nothing committed", where=where)
+    item.rows_read = int(seen["rows"])
+    item.rows_quarantined = int(seen.get("bad") or 0)
+    item.rows_written = item.rows_read - item.rows_quarantined
+
+
+def _run_output(ctx: RunContext, output: OutputSpec, rebuild: bool) -> TableReport:
     """Rebuild the output, unless it was built from the inputs' current versions, is
     there, and is in the catalog (a failed earlier publish is redone)."""
-    where = f"{spec.source_file}: outputs.{output.name}"
-    started = time.monotonic()
-    item = TableReport(output.name, "output", mode="full", path=output.sink.path)
-    report.tables.append(item)
-    target = _catalog_target(output.catalog, output.sink.path, where)
-    catalog = GlueCatalog()
-    staging = join_path(spec.staging_location, output.name)
+    spec = ctx.spec
+    dataset = ctx.dataset(output)
     state_key = _output_state_key(spec, output.name)
-    try:
-        finish_interrupted(spark, staging, where)
-        versions = {name: _version(store, spec, name) for name in output.inputs}
-        state = store.read_json(state_key)
+    item = TableReport(output.name, "output", mode="full", path=output.sink.path)
+    with _tracked(ctx, item):
+        dataset.finish_interrupted()
+        versions = {name: _version(ctx.store, spec, name) for name in output.inputs}
+        state = ctx.store.read_json(state_key)
         if (
             not rebuild
             and state is not None
             and state.get("inputs") == versions
-            and HadoopFs(spark).has_data(output.sink.path)
-            and (target is None or catalog.exists(target.database, target.table, where))
+            and dataset.exists()
         ):
             item.status = "unchanged"
             return item
-        inputs = {}
-        for name in output.inputs:
-            path = spec.dataset_path(name)
-            try:
-                inputs[name] = spark.read.parquet(path)
-            except SPARK_ERRORS as exc:
-                raise SluicewayError(
-                    f"{where}: input {name} at {path}: {describe_spark_error(exc)}"
-                ) from exc
+        inputs = {name: ctx.dataset(spec.item(name)).read() for name in output.inputs}
         counts = Observation()
         built = build_output(output, inputs).observe(counts, F.count(F.lit(1)).alias("rows"))
-        if target:  # an incompatible schema is refused before anything is written
-            catalog.check(target.database, target.table, built.schema, output.partition_by, where)
-        result = write_parquet(
-            spark,
-            built,
-            output.sink.path,
-            mode=output.sink.mode,
-            partition_by=output.partition_by,
-            compression=output.sink.compression,
-            staging_path=staging,
-            where=where,
-        )
-        seen = counts.get
-        if "rows" not in seen:
-            raise SinkError(f"{where}: the write reported no row count; nothing committed")
-        item.rows_written = item.rows_read = int(seen["rows"])
-        if target:
-            item.catalog = _publish(
-                spark,
-                catalog,
-                target,
-                built,
-                output.partition_by,
-                result,
-                output.sink.compression,
-                where,
-            )
+        result = dataset.write(Batch(built), output.sink.mode)
+        _count_rows(counts, item, dataset.where)
+        item.catalog = dataset.published
         item.partitions = [dict(p) for p in result.partitions]
-        _run_loads(spark, spec, output.load, output.sink.path, run_id, credentials, item, where)
-        _commit(store, lock, state_key, output.name, run_id, inputs=versions)
+        _run_loads(ctx, output.load, dataset, item)
+        _commit(ctx, state_key, output.name, inputs=versions)
         item.status = "written"
         log.info(
             "%s: rebuilt %d rows into %d partitions",
@@ -629,36 +515,23 @@ def _run_output(
             item.rows_written,
             len(item.partitions),
         )
-        return item
-    except SluicewayError as exc:
-        item.status, item.error = "failed", str(exc)
-        raise
-    finally:
-        item.seconds = round(time.monotonic() - started, 3)
+    return item
 
 
 def _run_loads(
-    spark: SparkSession,
-    spec: PipelineSpec,
-    loads: tuple[Load, ...],
-    path: str,
-    run_id: str,
-    credentials: Mapping[str, Credentials] | None,
-    item: TableReport,
-    where: str,
+    ctx: RunContext, loads: tuple[Load, ...], dataset: ParquetDataset, item: TableReport
 ) -> None:
-    """Load what this run wrote at `path` into each SQL target.
+    """Load what this run wrote to `dataset` into each SQL target.
 
     An upsert takes the rows this run wrote (`_run_id`, when the dataset has audit
     columns); overwrite, or a dataset without them, takes the whole dataset. Both leave
     the target as one run would when a rerun repeats them.
     """
     for load in loads:
-        try:
-            df = spark.read.parquet(path)
-        except SPARK_ERRORS as exc:
-            raise SluicewayError(f"{where}: reading {path}: {describe_spark_error(exc)}") from exc
+        df = dataset.read()
         if load.mode != "overwrite" and "_run_id" in df.columns:
-            df = df.filter(F.col("_run_id") == run_id)
-        result = write_load(spark, df, load, spec.connections, credentials or {}, where)
+            df = df.filter(F.col("_run_id") == ctx.run_id)
+        result = write_load(
+            ctx.spark, df, load, ctx.spec.connections, ctx.credentials, dataset.where
+        )
         item.loaded.append({"kind": load.kind, **asdict(result)})

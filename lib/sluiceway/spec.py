@@ -12,11 +12,10 @@ not installed). The transform and builder names a spec gives are read, not resol
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sluiceway.errors import SpecError
 from sluiceway.quality_rules import QualityRule
@@ -27,17 +26,25 @@ from sluiceway.spec_reader import (
     TransformStep,
     parse_quality,
     parse_transforms,
+    read_spec_file,
+    top_reader,
 )
 
 ENGINES = ("postgresql", "mysql", "redshift")
 SOURCE_ENGINES = ("postgresql", "mysql")  # a redshift connection is a load target only
 SPLIT_STRATEGIES = ("range", "quantiles")
-TABLE_WRITE_MODES = ("merge", "append", "overwrite_partitions", "overwrite")
-OUTPUT_WRITE_MODES = ("overwrite", "overwrite_partitions")
-LOAD_KINDS = ("jdbc", "redshift")
+# The closed value sets: a spec giving another value is refused where it is parsed.
+WriteMode = Literal["merge", "append", "overwrite_partitions", "overwrite"]
+TABLE_WRITE_MODES: tuple[WriteMode, ...] = get_args(WriteMode)
+OUTPUT_WRITE_MODES: tuple[WriteMode, ...] = ("overwrite", "overwrite_partitions")
+LoadKind = Literal["jdbc", "redshift"]
+LOAD_KINDS: tuple[LoadKind, ...] = get_args(LoadKind)
 # Both are idempotent per window: a rerun, or a run after a crash before the watermark
 # moved, leaves the target as one run would. There is no `append` load.
-LOAD_MODES = ("upsert", "overwrite")
+LoadMode = Literal["upsert", "overwrite"]
+LOAD_MODES: tuple[LoadMode, ...] = get_args(LoadMode)
+Via = Literal["jdbc", "data_api"]  # how a Redshift load reaches the cluster
+REDSHIFT_VIAS: tuple[Via, ...] = get_args(Via)
 COMPRESSIONS = ("snappy", "zstd", "gzip", "lz4", "none", "uncompressed")
 # Glue keeps database and table names in lower case; Athena wants them plain.
 _CATALOG_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,254}$")
@@ -62,7 +69,7 @@ class Connection:
 @dataclass(frozen=True)
 class ParquetSink:
     path: str
-    mode: str
+    mode: WriteMode
     compression: str
     quarantine_path: str
 
@@ -81,11 +88,11 @@ class JdbcLoad:
 
     connection: str
     table: str
-    mode: str
+    mode: LoadMode
     key: tuple[str, ...]
     order_by: tuple[str, ...]
     batch_size: int
-    kind: str = "jdbc"
+    kind: Literal["jdbc"] = "jdbc"
 
 
 @dataclass(frozen=True)
@@ -93,10 +100,10 @@ class RedshiftLoad:
     """Load into a Redshift table: staged Parquet, COPY, one MERGE transaction."""
 
     table: str
-    mode: str
+    mode: LoadMode
     key: tuple[str, ...]
     order_by: tuple[str, ...]
-    via: str  # "jdbc" | "data_api"
+    via: Via
     iam_role: str
     staging: str  # where Spark writes the staged Parquet
     copy_uri: str | None  # where Redshift reads it, if spelled differently (s3:// vs s3a://)
@@ -106,7 +113,7 @@ class RedshiftLoad:
     workgroup_name: str | None = None
     secret_arn: str | None = None
     db_user: str | None = None
-    kind: str = "redshift"
+    kind: Literal["redshift"] = "redshift"
 
 
 Load = JdbcLoad | RedshiftLoad
@@ -164,13 +171,17 @@ class PipelineSpec:
                 return table
         raise SpecError(f"{self.source_file}: tables.{name}: no such table")
 
-    def dataset_path(self, name: str) -> str:
-        """Where the table or output called `name` is written."""
+    def item(self, name: str) -> TableSpec | OutputSpec:
+        """The table or output called `name`."""
         items: tuple[TableSpec | OutputSpec, ...] = (*self.tables, *self.outputs)
         for item in items:
             if item.name == name:
-                return item.sink.path
+                return item
         raise SpecError(f"{self.source_file}: no table or output named {name!r}")
+
+    def dataset_path(self, name: str) -> str:
+        """Where the table or output called `name` is written."""
+        return self.item(name).sink.path
 
 
 def join_path(root: str, path: str) -> str:
@@ -186,12 +197,8 @@ def load_spec(
     state_location: str | None = None,
 ) -> PipelineSpec:
     """Read and validate a pipeline spec; `output_root`/`state_location` override the file's."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"{source}: cannot read spec: {exc.strerror}") from exc
-    return parse_spec(text, source, output_root=output_root, state_location=state_location)
+    text = read_spec_file(path)
+    return parse_spec(text, str(path), output_root=output_root, state_location=state_location)
 
 
 def parse_spec(
@@ -200,18 +207,8 @@ def parse_spec(
     output_root: str | None = None,
     state_location: str | None = None,
 ) -> PipelineSpec:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{source}: not valid TOML: {exc}") from exc
-    top = Reader(source, "", data)
-    top.only("pipeline", "connections", "tables", "outputs")
-
-    pipe = top.child("pipeline", top.get("pipeline", dict, required=True))
+    top, pipe, name = top_reader(text, source, "pipeline", "connections", "tables", "outputs")
     pipe.only("name", "output", "state", "staging", "hash_salt_env")
-    name = pipe.get("name", str, required=True)
-    if not NAME.match(name):
-        pipe.fail("name", f"{name!r} must be a plain name (letters, digits, _)")
     root = output_root or pipe.get("output", str, required=True)
     # Relative state and staging locations live under the output root.
     state = state_location or join_path(root, pipe.get("state", str, "_state"))
@@ -311,8 +308,8 @@ def _parse_sink(
     r: Reader,
     default_path: str,
     root: str,
-    modes: tuple[str, ...],
-    default_mode: str,
+    modes: tuple[WriteMode, ...],
+    default_mode: WriteMode,
     quarantine_default: str,
 ) -> ParquetSink:
     r.only("kind", "path", "mode", "compression", "quarantine_path")
@@ -399,7 +396,7 @@ def _parse_table(
     overlap_ids = r.get("overlap_ids", int, 1000)
     if overlap_ids < 0:
         r.fail("overlap_ids", f"must be >= 0, got {overlap_ids}")
-    default_mode = "merge" if primary_key else "append" if incremental else "overwrite"
+    default_mode: WriteMode = "merge" if primary_key else "append" if incremental else "overwrite"
     sink = _parse_sink(
         r.child("sink", r.get("sink", dict, {})),
         f"tables/{name}",
@@ -530,7 +527,8 @@ def _parse_loads(
                 '"append" re-appends rows on every rerun; '
                 'use "upsert" (needs key and order_by) or "overwrite"',
             )
-        mode = lr.choice("mode", LOAD_MODES, "upsert" if key else "overwrite")
+        default_mode: LoadMode = "upsert" if key else "overwrite"
+        mode = lr.choice("mode", LOAD_MODES, default_mode)
         if mode == "upsert" and not (key and order_by):
             lr.fail(
                 "mode",
@@ -553,7 +551,7 @@ def _parse_loads(
                 )
             )
             continue
-        via = lr.choice("via", ("jdbc", "data_api"), "jdbc")
+        via = lr.choice("via", REDSHIFT_VIAS, "jdbc")
         if via == "jdbc" and connection is None:
             lr.fail("connection", 'is required when via = "jdbc"')
         database = lr.get("database", str)

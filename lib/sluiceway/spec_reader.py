@@ -7,12 +7,16 @@ installed. Names in a spec are only read here; `sluiceway.spec_check.check` reso
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
 
 from sluiceway.errors import SpecError
 from sluiceway.quality_rules import QualityRule
+
+Choice = TypeVar("Choice", bound=str)
 
 # Identifiers from the spec end up in SQL; only plain names are accepted, then quoted.
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
@@ -39,9 +43,9 @@ class Reader:
 
     def error(self, key: str, message: str) -> SpecError:
         path = ".".join(part for part in (self.where, key) if part)
-        return SpecError(f"{self.source}: {path}: {message}")
+        return SpecError(message, where=f"{self.source}: {path}")
 
-    def fail(self, key: str, message: str) -> None:
+    def fail(self, key: str, message: str) -> NoReturn:
         raise self.error(key, message)
 
     def only(self, *allowed: str) -> None:
@@ -68,11 +72,13 @@ class Reader:
             self.fail(key, f"must be a {names}, got {value!r}")
         return value
 
-    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+    def choice(self, key: str, choices: tuple[Choice, ...], default: Choice) -> Choice:
+        """One of a closed set of strings (a `Literal` type): another value is an error."""
         value = self.get(key, str, default)
-        if value not in choices:
-            self.fail(key, f"must be one of {', '.join(choices)}, got {value!r}")
-        return str(value)
+        for choice in choices:
+            if value == choice:
+                return choice
+        self.fail(key, f"must be one of {', '.join(choices)}, got {value!r}")
 
     def positive(self, key: str, default: int) -> int:
         value = self.get(key, int, default)
@@ -93,6 +99,29 @@ class Reader:
         if value is not None and not IDENTIFIER.match(value):
             self.fail(key, f"{value!r} is not a plain identifier")
         return value
+
+
+def read_spec_file(path: str | Path) -> str:
+    """The text of a spec file; a missing or unreadable one is a SpecError naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read spec: {exc.strerror}", where=str(path)) from exc
+
+
+def top_reader(text: str, source: str, *sections: str) -> tuple[Reader, Reader, str]:
+    """The spec's top level (only `sections` allowed), its `[pipeline]` table and name."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"not valid TOML: {exc}", where=source) from exc
+    top = Reader(source, "", data)
+    top.only(*sections)
+    pipe = top.child("pipeline", top.get("pipeline", dict, required=True))
+    name = pipe.get("name", str, required=True)
+    if not NAME.match(name):
+        pipe.fail("name", f"{name!r} must be a plain name (letters, digits, _)")
+    return top, pipe, name
 
 
 def parse_transforms(r: Reader, key: str) -> tuple[TransformStep, ...]:

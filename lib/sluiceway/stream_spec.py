@@ -19,21 +19,20 @@ turns into a StructType; `spec_check.check_stream_spec` resolves the transform n
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sluiceway.errors import SpecError
 from sluiceway.quality_rules import QualityRule
 from sluiceway.spec import COMPRESSIONS, join_path
 from sluiceway.spec_reader import (
     IDENTIFIER,
-    NAME,
     Reader,
     TransformStep,
     parse_quality,
     parse_transforms,
+    read_spec_file,
+    top_reader,
 )
 
 SOURCE_KINDS = ("kinesis", "files")
@@ -127,12 +126,8 @@ def load_stream_spec(
     path: str | Path, output_root: str | None = None, checkpoint: str | None = None
 ) -> StreamSpec:
     """Read and validate a stream spec; `output_root`/`checkpoint` override the file's."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"{source}: cannot read spec: {exc.strerror}") from exc
-    return parse_stream_spec(text, source, output_root=output_root, checkpoint=checkpoint)
+    text = read_spec_file(path)
+    return parse_stream_spec(text, str(path), output_root=output_root, checkpoint=checkpoint)
 
 
 def parse_stream_spec(
@@ -141,18 +136,8 @@ def parse_stream_spec(
     output_root: str | None = None,
     checkpoint: str | None = None,
 ) -> StreamSpec:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{source}: not valid TOML: {exc}") from exc
-    top = Reader(source, "", data)
-    top.only("pipeline", "source", "events", "sink", "trigger")
-
-    pipe = top.child("pipeline", top.get("pipeline", dict, required=True))
+    top, pipe, name = top_reader(text, source, "pipeline", "source", "events", "sink", "trigger")
     pipe.only("name", "output")
-    name = pipe.get("name", str, required=True)
-    if not NAME.match(name):
-        pipe.fail("name", f"{name!r} must be a plain name (letters, digits, _)")
     root = output_root or pipe.get("output", str, required=True)
 
     stream_source = _parse_source(top.child("source", top.get("source", dict, required=True)))

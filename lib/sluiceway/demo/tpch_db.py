@@ -433,23 +433,12 @@ def mutate(
             # A clock behind the newest updated_at: still strictly later, but say so.
             log.warning("updated_at %s is ahead of the server clock %s", at, clock)
 
-        updated_keys = _pick_existing_orders(
-            cur, orders, rng, updated_orders, n_orders, (min_key, max_key), seed
-        )
-        updated_lines = _update_orders(cur, orders, lineitem, rng, updated_keys, at)
+        m = _Mutation(cur, orders, lineitem, customer, rng, seed, at)
+        updated_keys = _pick_existing_orders(m, updated_orders, n_orders, (min_key, max_key))
+        updated_lines = _update_orders(m, updated_keys)
 
         new_keys = list(range(max_key + 1, max_key + 1 + new_orders))
-        new_lines = _insert_orders(
-            cur,
-            orders,
-            lineitem,
-            customer,
-            rng,
-            new_keys,
-            (min_date, max_date),
-            (min_line_key, max_line_key),
-            at,
-        )
+        new_lines = _insert_orders(m, new_keys, (min_date, max_date), (min_line_key, max_line_key))
 
     summary = MutationSummary(
         new_order_keys=tuple(new_keys),
@@ -470,16 +459,24 @@ def mutate(
     return summary
 
 
+@dataclass(frozen=True)
+class _Mutation:
+    """One mutate() transaction: its cursor, the tables, the seeded choices, its updated_at."""
+
+    cur: psycopg.Cursor[Any]
+    orders: Any
+    lineitem: Any
+    customer: Any
+    rng: random.Random
+    seed: int
+    at: datetime
+
+
 def _pick_existing_orders(
-    cur: psycopg.Cursor[Any],
-    orders: Any,
-    rng: random.Random,
-    count: int,
-    n_orders: int,
-    key_range: tuple[int, int],
-    seed: int,
+    m: _Mutation, count: int, n_orders: int, key_range: tuple[int, int]
 ) -> list[int]:
     """`count` distinct existing order keys, determined by the data and the seed."""
+    cur, orders, rng, seed = m.cur, m.orders, m.rng, m.seed
     sql = _sql()
     if count == 0:
         return []
@@ -526,14 +523,8 @@ def _order_status(lines: Sequence[_Line]) -> str:
     return statuses.pop() if len(statuses) == 1 else "P"
 
 
-def _update_orders(
-    cur: psycopg.Cursor[Any],
-    orders: Any,
-    lineitem: Any,
-    rng: random.Random,
-    keys: Sequence[int],
-    at: datetime,
-) -> int:
+def _update_orders(m: _Mutation, keys: Sequence[int]) -> int:
+    cur, orders, lineitem, rng, at = m.cur, m.orders, m.lineitem, m.rng, m.at
     if not keys:
         return 0
     sql = _sql()
@@ -625,16 +616,19 @@ def _update_orders(
 
 
 def _insert_orders(
-    cur: psycopg.Cursor[Any],
-    orders: Any,
-    lineitem: Any,
-    customer: Any,
-    rng: random.Random,
+    m: _Mutation,
     keys: Sequence[int],
     date_range: tuple[date, date],
     line_key_range: tuple[int, int],
-    at: datetime,
 ) -> int:
+    cur, orders, lineitem, customer, rng, at = (
+        m.cur,
+        m.orders,
+        m.lineitem,
+        m.customer,
+        m.rng,
+        m.at,
+    )
     if not keys:
         return 0
     sql = _sql()

@@ -62,78 +62,6 @@ class BatchOutput:
     partition_by: tuple[str, ...]
 
 
-class SinkFs(HadoopFs):
-    """HadoopFs plus the listing, renaming and small-file IO the batch sink needs."""
-
-    def fs(self, path: str) -> Any:
-        return self._path(path).getFileSystem(self._conf)
-
-    def read_text(self, path: str) -> str | None:
-        p = self._path(path)
-        fs = p.getFileSystem(self._conf)
-        if not fs.exists(p):
-            return None
-        stream = fs.open(p)
-        try:
-            jvm = self._jvm
-            return str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
-        finally:
-            stream.close()
-
-    def write_text(self, path: str, text: str) -> None:
-        """Write through a temporary file and a rename, so readers never see half of it."""
-        p = self._path(path)
-        fs = p.getFileSystem(self._conf)
-        tmp = self._path(f"{path}.tmp")
-        out = fs.create(tmp, True)
-        try:
-            out.write(bytearray(text.encode("utf-8")))
-        finally:
-            out.close()
-        if fs.exists(p):
-            fs.delete(p, False)
-        if not fs.rename(tmp, p):
-            raise SinkError(f"could not rename {tmp} to {path}")
-
-    def files(self, path: str) -> list[tuple[str, int]]:
-        """Data files under `path` (recursively), skipping `_` and `.` names, with sizes."""
-        p = self._path(path)
-        fs = p.getFileSystem(self._conf)
-        if not fs.exists(p):
-            return []
-        found = []
-        listing = fs.listFiles(p, True)
-        while listing.hasNext():
-            status = listing.next()
-            name = status.getPath().getName()
-            if not name.startswith(("_", ".")):
-                found.append((str(status.getPath()), int(status.getLen())))
-        return sorted(found)
-
-    def move(self, src: str, dst: str) -> None:
-        s, d = self._path(src), self._path(dst)
-        fs = s.getFileSystem(self._conf)
-        if not fs.exists(s):
-            return  # moved by an earlier attempt
-        fs.mkdirs(d.getParent())
-        if fs.exists(d):
-            fs.delete(d, False)
-        if not fs.rename(s, d):
-            raise SinkError(f"could not move {src} to {dst}")
-
-    def remove(self, path: str) -> None:
-        p = self._path(path)
-        fs = p.getFileSystem(self._conf)
-        if fs.exists(p):
-            fs.delete(p, True)
-
-
-def _qualified(root: str, fs: SinkFs) -> str:
-    """`root` in the fully qualified form `files()` returns (`file:/...`, `s3a://b/...`)."""
-    p = fs._path(root)
-    return str(p.getFileSystem(fs._conf).makeQualified(p)).rstrip("/")
-
-
 class BatchSink:
     def __init__(
         self,
@@ -151,7 +79,7 @@ class BatchSink:
         self.target_bytes = target_file_mb * 1024 * 1024
         self.compact_min_files = compact_min_files
         self.where = where
-        self.fs = SinkFs(spark)
+        self.fs = HadoopFs(spark)
 
     def _key(self, kind: str, batch_id: int) -> str:
         return f"{self.state_dir}/{kind}/{batch_id:020d}.json"
@@ -191,7 +119,7 @@ class BatchSink:
                 return done
             plan = self._read_plan(batch_id)
             if plan is None:
-                self.fs.remove(self._staging(batch_id))
+                self.fs.delete(self._staging(batch_id))
                 plan = self._stage(batch_id, outputs, metrics)
                 faults.reached(f"stream-staged:{batch_id}")
                 self.fs.write_text(self._key("pending", batch_id), json.dumps(plan))
@@ -235,7 +163,7 @@ class BatchSink:
             if output.partition_by:
                 writer = writer.partitionBy(*output.partition_by)
             writer.parquet(staged)
-            staged_root = _qualified(staged, self.fs)
+            staged_root = self.fs.qualified(staged)
             target_root = output.path.rstrip("/")
             touched: set[str] = set()
             for index, (path, _) in enumerate(self.fs.files(staged)):
@@ -267,7 +195,7 @@ class BatchSink:
         deletes: list[str] = []
         for directory in directories:
             partition = "/".join(p for p in (output.path.rstrip("/"), directory) if p)
-            prefix = _qualified(partition, self.fs)
+            prefix = self.fs.qualified(partition)
             small = [
                 (path, size)
                 for path, size in self.fs.files(partition)
@@ -299,7 +227,7 @@ class BatchSink:
             self.fs.move(src, dst)
             faults.reached(f"stream-move:{batch_id}")
         for path in plan["deletes"]:
-            self.fs.remove(path)
+            self.fs.delete(path)
         faults.reached(f"stream-deleted:{batch_id}")
         record = {
             "batch_id": batch_id,
@@ -310,7 +238,7 @@ class BatchSink:
             "metrics": plan["metrics"],
         }
         self.fs.write_text(self._key("commits", batch_id), json.dumps(record))
-        self.fs.remove(self._key("pending", batch_id))
-        self.fs.remove(self._staging(batch_id))
+        self.fs.delete(self._key("pending", batch_id))
+        self.fs.delete(self._staging(batch_id))
         faults.reached(f"stream-committed:{batch_id}")
         return record

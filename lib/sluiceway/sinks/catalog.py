@@ -24,6 +24,7 @@ from pyspark.sql import types as T
 from sluiceway import aws
 from sluiceway.errors import SinkError
 from sluiceway.sinks.parquet import WriteResult, partition_text
+from sluiceway.spec import CatalogTarget
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,9 @@ def shape_of(schema: T.StructType, partition_by: Sequence[str], where: str) -> T
         other = seen.setdefault(f.name.lower(), f.name)
         if other != f.name:
             raise SinkError(
-                f"{where}: columns {other!r} and {f.name!r} differ only in case; "
-                "the Glue catalog cannot tell them apart"
+                f"columns {other!r} and {f.name!r} differ only in case; "
+                "the Glue catalog cannot tell them apart",
+                where=where,
             )
     by_name = {f.name: f for f in schema.fields}
 
@@ -106,7 +108,7 @@ def shape_of(schema: T.StructType, partition_by: Sequence[str], where: str) -> T
         try:
             return Column(f.name.lower(), hive_type(f.dataType))
         except ValueError as exc:
-            raise SinkError(f"{where}: column {f.name!r}: {exc}") from exc
+            raise SinkError(f"column {f.name!r}: {exc}", where=where) from exc
 
     keys = set(partition_by)
     return TableShape(
@@ -135,23 +137,25 @@ def merge_shapes(existing: TableShape | None, new: TableShape, where: str) -> Ta
             return ", ".join(f"{n} {t}" for n, t in keys) or "none"
 
         raise SinkError(
-            f"{where}: partition keys change from ({show(old_keys)}) to ({show(new_keys)}); "
-            "refusing to write: the table's partitions could no longer be read"
+            f"partition keys change from ({show(old_keys)}) to ({show(new_keys)}); "
+            "refusing to write: the table's partitions could no longer be read",
+            where=where,
         )
     key_names = {c.name for c in existing.partition_keys}
     old = {c.name: c for c in existing.columns}
     added = []
     for column in new.columns:
         if column.name in key_names:
-            raise SinkError(f"{where}: column {column.name!r} is a partition key of the table")
+            raise SinkError(f"column {column.name!r} is a partition key of the table", where=where)
         before = old.get(column.name)
         if before is None:
             added.append(column)
         elif _norm(before.type) != _norm(column.type):
             raise SinkError(
-                f"{where}: column {column.name!r} changes type from {before.type} to "
+                f"column {column.name!r} changes type from {before.type} to "
                 f"{column.type}; refusing to write an incompatible schema "
-                "(Glue/Athena would misread the existing files)"
+                "(Glue/Athena would misread the existing files)",
+                where=where,
             )
     return TableShape((*existing.columns, *added), existing.partition_keys)
 
@@ -203,7 +207,8 @@ class GlueCatalog:
 
     def _fail(self, where: str, action: str, exc: BaseException) -> SinkError:
         return SinkError(
-            f"{where}: Glue catalog: cannot {action}: {aws.describe_aws_error(exc, self.client)}"
+            f"Glue catalog: cannot {action}: {aws.describe_aws_error(exc, self.client)}",
+            where=where,
         )
 
     def _get_table(self, database: str, table: str, where: str) -> dict[str, Any] | None:
@@ -218,20 +223,15 @@ class GlueCatalog:
         except BotoCoreError as exc:
             raise self._fail(where, f"read table {database}.{table}", exc) from exc
 
-    def exists(self, database: str, table: str, where: str) -> bool:
-        return self._get_table(database, table, where) is not None
+    def exists(self, target: CatalogTarget, where: str) -> bool:
+        return self._get_table(target.database, target.table, where) is not None
 
     def check(
-        self,
-        database: str,
-        table: str,
-        schema: T.StructType,
-        partition_by: Sequence[str],
-        where: str,
+        self, target: CatalogTarget, schema: T.StructType, partition_by: Sequence[str], where: str
     ) -> None:
         """Refuse, before anything is written, data the existing table could not describe."""
-        where = f"{where}: Glue table {database}.{table}"
-        existing = self._get_table(database, table, where)
+        where = f"{where}: Glue table {target.database}.{target.table}"
+        existing = self._get_table(target.database, target.table, where)
         merge_shapes(
             _shape_from_glue(existing) if existing else None,
             shape_of(schema, partition_by, where),
@@ -240,11 +240,11 @@ class GlueCatalog:
 
     def publish(
         self,
-        database: str,
-        table: str,
+        target: CatalogTarget,
         schema: T.StructType,
-        partition_by: Sequence[str],
         result: WriteResult,
+        *,
+        partition_by: Sequence[str],
         compression: str,
         partition_dir: Callable[[dict[str, Any]], str],
         stored: Callable[[], dict[tuple[str, ...], str]],
@@ -258,6 +258,7 @@ class GlueCatalog:
         """
         from botocore.exceptions import BotoCoreError, ClientError
 
+        database, table = target.database, target.table
         name = f"{database}.{table}"
         where = f"{where}: Glue table {name}"
         location = catalog_location(result.path)
@@ -298,7 +299,7 @@ class GlueCatalog:
             # A new table for data written before: register what is already there too.
             backfill = stored() if existing is None and not result.replaced else {}
             added, removed = self._sync_partitions(
-                database, table, shape, location, result, partition_dir, backfill, where
+                target, shape, result, partition_dir=partition_dir, backfill=backfill, where=where
             )
         old_names = {c.name for c in old_shape.columns} if old_shape else set()
         return CatalogUpdate(
@@ -334,16 +335,18 @@ class GlueCatalog:
 
     def _sync_partitions(
         self,
-        database: str,
-        table: str,
+        target: CatalogTarget,
         shape: TableShape,
-        location: str,
         result: WriteResult,
+        *,
         partition_dir: Callable[[dict[str, Any]], str],
         backfill: dict[tuple[str, ...], str],
         where: str,
     ) -> tuple[int, int]:
         from botocore.exceptions import BotoCoreError, ClientError
+
+        database, table = target.database, target.table
+        location = catalog_location(result.path)
 
         def values(partition: dict[str, Any]) -> tuple[str, ...]:
             return tuple(partition_text(v) for v in partition.values())
@@ -401,7 +404,8 @@ def _raise_batch_errors(response: dict[str, Any], benign: str, where: str, actio
         first = errors[0]
         detail = first.get("ErrorDetail", {})
         raise SinkError(
-            f"{where}: Glue catalog: could not {action} {len(errors)} partitions, e.g. "
+            f"Glue catalog: could not {action} {len(errors)} partitions, e.g. "
             f"{first.get('PartitionValues')}: {detail.get('ErrorCode')}: "
-            f"{detail.get('ErrorMessage')}"
+            f"{detail.get('ErrorMessage')}",
+            where=where,
         )

@@ -25,17 +25,17 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, Observation, SparkSession
 
 from sluiceway import transforms
-from sluiceway.errors import SinkError
+from sluiceway.errors import SinkError, located
 from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
 from sluiceway.sinks.sql import (
     DIALECTS,
     JvmJdbcRunner,
     SqlDialect,
     SqlRunner,
+    check_request,
     columns_query,
     ddl_statements,
     drop_quietly,
-    located,
     observe_null_keys,
     plan_schema,
     refuse_null_keys,
@@ -131,16 +131,9 @@ def write_jdbc(
 ) -> LoadResult:
     """Load `df` into `table` through a staging table and one transaction (see module doc)."""
     where = where or table
-    with located(where):
+    with located(where, SinkError):
         dialect = DIALECTS[source.dialect.engine]
-        if mode not in LOAD_MODES:
-            raise SinkError(f"{where}: mode must be one of {', '.join(LOAD_MODES)}, got {mode!r}")
-        if mode == "upsert" and not (key and order_by):
-            raise SinkError(f"{where}: upsert needs a key and an order_by (newest row wins)")
-        try:
-            dialect.quote(table)  # validates the name before anything runs
-        except SinkError as exc:
-            raise SinkError(f"{where}: table: {exc}") from exc
+        check_request(dialect, table, mode, key, order_by)
         target = table
         runner = runner or JvmJdbcRunner(
             spark,
@@ -186,5 +179,5 @@ def _write_staging(
         df.write.jdbc(source.url, source.dialect.quote(staging), mode="append", properties=props)
     except SPARK_ERRORS as exc:
         raise SinkError(
-            f"{where}: staging {staging}: {describe_spark_error(exc)}; target untouched"
+            f"staging {staging}: {describe_spark_error(exc)}; target untouched", where=where
         ) from exc

@@ -52,6 +52,7 @@ def write_load(
     connections: Mapping[str, Connection],
     credentials: Mapping[str, Credentials],
     where: str,
+    *,
     data_api_client: Any | None = None,
 ) -> LoadResult:
     """Load `df` into one target of the spec."""

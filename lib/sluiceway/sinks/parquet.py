@@ -35,20 +35,19 @@ import operator
 import secrets
 from dataclasses import dataclass
 from functools import reduce
-from typing import Any, Literal, get_args
+from typing import Any
 
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sluiceway import faults
-from sluiceway.errors import SinkError
-from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
+from sluiceway.errors import SinkError, located
+from sluiceway.spec import TABLE_WRITE_MODES, WriteMode
 
 log = logging.getLogger(__name__)
 
-WriteMode = Literal["merge", "overwrite_partitions", "overwrite", "append"]
-WRITE_MODES: tuple[str, ...] = get_args(WriteMode)
+WRITE_MODES = TABLE_WRITE_MODES
 MAX_RECORDS_PER_FILE = 5_000_000
 _DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 _PLAN = "_plan.json"
@@ -152,8 +151,6 @@ class HadoopFs:
         if fs.exists(p):
             fs.delete(p, True)
 
-    remove = delete
-
 
 def partition_text(value: str | None) -> str:
     """A partition value as it stands in a directory name or a Glue partition (unescaped)."""
@@ -229,8 +226,9 @@ def check_compatible(
     for f in batch.schema.fields:
         if f.name in old and old[f.name] != f.dataType:
             raise SinkError(
-                f"{where}: column {f.name!r} changes type from {old[f.name].simpleString()} to "
-                f"{f.dataType.simpleString()}; refusing to write an incompatible schema"
+                f"column {f.name!r} changes type from {old[f.name].simpleString()} to "
+                f"{f.dataType.simpleString()}; refusing to write an incompatible schema",
+                where=where,
             )
 
 
@@ -251,7 +249,7 @@ def write_parquet(
     batch: DataFrame,
     path: str,
     *,
-    mode: WriteMode | str,  # a spec's text: checked here
+    mode: WriteMode,
     partition_by: tuple[str, ...],
     primary_key: tuple[str, ...] = (),
     compression: str = "snappy",
@@ -268,18 +266,20 @@ def write_parquet(
     appended again (the re-read overlap of an append-only table).
     """
     if mode not in WRITE_MODES:
-        raise SinkError(f"{where}: unknown write mode {mode!r} (expected {', '.join(WRITE_MODES)})")
+        raise SinkError(
+            f"unknown write mode {mode!r} (expected {', '.join(WRITE_MODES)})", where=where
+        )
     if mode == "merge" and not primary_key:
-        raise SinkError(f"{where}: merge needs a primary key")
+        raise SinkError("merge needs a primary key", where=where)
     if mode == "append" and not window:
-        raise SinkError(f"{where}: append needs a window name")
+        raise SinkError("append needs a window name", where=where)
     missing = [c for c in (*partition_by, *primary_key) if c not in batch.columns]
     if missing:
-        raise SinkError(f"{where}: columns {', '.join(missing)} not in the data to write")
+        raise SinkError(f"columns {', '.join(missing)} not in the data to write", where=where)
     fs = HadoopFs(spark)
     name = staging_path.rstrip("/").rsplit("/", 1)[-1]
     target = _Target(spark, fs, path.rstrip("/"), partition_by, staging_path.rstrip("/"), name)
-    try:
+    with located(where, SinkError, doing=f"writing {path} failed"):
         target.recover(where)
         existing = None
         if fs.has_data(path):
@@ -293,25 +293,18 @@ def write_parquet(
             assert window is not None
             return target.append(existing, batch, window, overlap, compression, where)
         return target.replace_partitions(batch, compression, where)
-    except SPARK_ERRORS as exc:
-        raise SinkError(f"{where}: writing {path} failed: {describe_spark_error(exc)}") from exc
 
 
 def finish_interrupted(spark: SparkSession, staging_path: str, where: str) -> bool:
     """Finish the committed write a killed run left under `staging_path`, if any."""
     plan_path = f"{staging_path.rstrip('/')}/{_PLAN}"
-    try:
+    with located(where, SinkError, doing=f"finishing an interrupted write ({plan_path}) failed"):
         plan = HadoopFs(spark).read_text(plan_path)
         if plan is None:
             return False
         log.warning("%s: finishing the write an interrupted run committed", where)
         _finish(HadoopFs(spark), json.loads(plan), staging_path.rstrip("/"))
         return True
-    except SPARK_ERRORS as exc:
-        raise SinkError(
-            f"{where}: finishing an interrupted write ({plan_path}) failed: "
-            f"{describe_spark_error(exc)}"
-        ) from exc
 
 
 def _finish(fs: HadoopFs, plan: dict[str, Any], staging: str) -> None:
@@ -454,8 +447,9 @@ class _Target:
         if seen.get("null_keys"):
             self.fs.delete(self.staging)
             raise SinkError(
-                f"{where}: {seen['null_keys']} rows have a NULL in primary key column(s) "
-                f"{', '.join(primary_key)}; refusing to write rows no later run could match"
+                f"{seen['null_keys']} rows have a NULL in primary key column(s) "
+                f"{', '.join(primary_key)}; refusing to write rows no later run could match",
+                where=where,
             )
         faults.reached(f"staged:{self.name}")
         if not self.partition_by:

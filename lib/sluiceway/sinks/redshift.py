@@ -28,7 +28,7 @@ from typing import Any
 from pyspark.sql import DataFrame, Observation, SparkSession
 
 from sluiceway import transforms
-from sluiceway.errors import SinkError
+from sluiceway.errors import SinkError, located
 from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
 from sluiceway.sinks import jdbc
 from sluiceway.sinks.jdbc import LoadResult
@@ -38,16 +38,15 @@ from sluiceway.sinks.sql import (
     SchemaPlan,
     SqlRunner,
     TargetColumn,
+    check_request,
     columns_query,
     ddl_statements,
-    located,
     observe_null_keys,
     plan_schema,
     refuse_null_keys,
     select_columns,
     to_columns,
 )
-from sluiceway.spec import LOAD_MODES
 
 log = logging.getLogger(__name__)
 
@@ -140,15 +139,8 @@ def write_redshift(
     (default: `staging_uri` with `s3a://` spelled `s3://`).
     """
     where = where or table
-    with located(where):
-        if mode not in LOAD_MODES:
-            raise SinkError(f"{where}: mode must be one of {', '.join(LOAD_MODES)}, got {mode!r}")
-        if mode == "upsert" and not (key and order_by):
-            raise SinkError(f"{where}: upsert needs a key and an order_by (newest row wins)")
-        try:
-            DIALECT.quote(table)
-        except SinkError as exc:
-            raise SinkError(f"{where}: table: {exc}") from exc
+    with located(where, SinkError):
+        check_request(DIALECT, table, mode, key, order_by)
         if mode == "upsert":
             df = df.transform(transforms.dedupe_latest, list(key), list(order_by))
         sql, params = columns_query(table, DIALECT)
@@ -195,7 +187,8 @@ def _stage_parquet(df: DataFrame, prefix: str, where: str) -> None:
         df.write.option("mapreduce.fileoutputcommitter.marksuccessfuljobs", "false").parquet(prefix)
     except SPARK_ERRORS as exc:
         raise SinkError(
-            f"{where}: staging Parquet at {prefix}: {describe_spark_error(exc)}; target untouched"
+            f"staging Parquet at {prefix}: {describe_spark_error(exc)}; target untouched",
+            where=where,
         ) from exc
 
 

@@ -35,5 +35,5 @@ def check_s3_locations(locations: Mapping[str, str], client: Any | None = None) 
             client.head_bucket(Bucket=bucket)
         except (ClientError, BotoCoreError) as exc:
             detail = aws.describe_aws_error(exc, client, bucket)
-            raise SinkError(f"{where}: {location}: {detail}") from exc
+            raise SinkError(f"{location}: {detail}", where=where) from exc
         checked.add(bucket)

@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 import operator
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any, Protocol
@@ -23,7 +22,7 @@ from pyspark.sql import types as T
 
 from sluiceway.errors import SinkError
 from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
-from sluiceway.spec import IDENTIFIER
+from sluiceway.spec import IDENTIFIER, LOAD_MODES
 
 log = logging.getLogger(__name__)
 
@@ -193,12 +192,13 @@ def plan_schema(
     columns, added = [], []
     for f in batch.fields:
         if not IDENTIFIER.match(f.name):
-            raise SinkError(f"{where}: column {f.name!r} is not a plain identifier")
+            raise SinkError(f"column {f.name!r} is not a plain identifier", where=where)
         family = _spark_family(f.dataType)
         if family is None:
             raise SinkError(
-                f"{where}: column {f.name!r} has type {f.dataType.simpleString()}, "
-                "which a SQL table cannot hold"
+                f"column {f.name!r} has type {f.dataType.simpleString()}, "
+                "which a SQL table cannot hold",
+                where=where,
             )
         existing = by_lower.get(f.name.lower())
         if existing is None:
@@ -208,19 +208,20 @@ def plan_schema(
         target_family = _FAMILY_OF_DB.get(existing.data_type.lower())
         if target_family is not None and target_family != family:
             raise SinkError(
-                f"{where}: column {f.name!r} is {existing.data_type} in the target but "
+                f"column {f.name!r} is {existing.data_type} in the target but "
                 f"{f.dataType.simpleString()} in the batch; refusing to load an incompatible "
-                "schema"
+                "schema",
+                where=where,
             )
         columns.append(existing.name)
     loaded = {c.lower() for c in columns}
     for k in key:
         if k.lower() not in loaded:
-            raise SinkError(f"{where}: key column {k!r} is not in the batch")
+            raise SinkError(f"key column {k!r} is not in the batch", where=where)
     missing = [c.name for c in target if not c.nullable and c.name.lower() not in loaded]
     if missing:
         raise SinkError(
-            f"{where}: target NOT NULL column(s) {', '.join(missing)} missing from the batch"
+            f"target NOT NULL column(s) {', '.join(missing)} missing from the batch", where=where
         )
     create = not target
     return SchemaPlan(tuple(columns), () if create else tuple(added), create)
@@ -368,15 +369,18 @@ class JvmJdbcRunner:
         stmt.execute(sql)
 
 
-@contextmanager
-def located(where: str) -> Iterator[None]:
-    """Prefix a SinkError raised inside with `where` (the spec file, table and target)."""
+def check_request(
+    dialect: SqlDialect, table: str, mode: str, key: Sequence[str], order_by: Sequence[str]
+) -> None:
+    """Refuse, before anything runs, a load the spec parser would have refused too."""
+    if mode not in LOAD_MODES:
+        raise SinkError(f"mode must be one of {', '.join(LOAD_MODES)}, got {mode!r}")
+    if mode == "upsert" and not (key and order_by):
+        raise SinkError("upsert needs a key and an order_by (newest row wins)")
     try:
-        yield
+        dialect.quote(table)  # validates the name
     except SinkError as exc:
-        if str(exc).startswith(f"{where}:"):
-            raise
-        raise SinkError(f"{where}: {exc}") from exc
+        raise SinkError(f"table: {exc}") from exc
 
 
 def drop_quietly(runner: SqlRunner, sql: str) -> None:
@@ -421,17 +425,20 @@ def refuse_null_keys(observation: Observation, key: Sequence[str], where: str) -
         count = observation.get.get(_NULL_KEY_ROWS)
     except SPARK_ERRORS as exc:
         raise SinkError(
-            f"{where}: counting NULL keys in the staged batch: {describe_spark_error(exc)}; "
-            "target untouched"
+            f"counting NULL keys in the staged batch: {describe_spark_error(exc)}; "
+            "target untouched",
+            where=where,
         ) from exc
     if count is None:
         raise SinkError(
-            f"{where}: the staging write reported no count of NULL keys; refusing the upsert, "
-            "target untouched"
+            "the staging write reported no count of NULL keys; refusing the upsert, "
+            "target untouched",
+            where=where,
         )
     if count:
         raise SinkError(
-            f"{where}: {count} row(s) with a NULL in key column(s) {', '.join(key)}; a NULL "
+            f"{count} row(s) with a NULL in key column(s) {', '.join(key)}; a NULL "
             "key matches no row, so each rerun would add them again: refusing the upsert, "
-            "target untouched"
+            "target untouched",
+            where=where,
         )

@@ -32,8 +32,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sluiceway.errors import SourceError, SpecError
-from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
+from sluiceway.errors import SourceError, SpecError, located
 from sluiceway.sources.credentials import Credentials
 from sluiceway.spec import Connection, TableSpec
 
@@ -187,7 +186,7 @@ def _kind_of(data_type: T.DataType) -> str | None:
 
 
 def _query(spark: SparkSession, source: JdbcSource, sql: str, where: str) -> DataFrame:
-    try:
+    with located(where, SourceError, doing=source.description):
         return (
             spark.read.format("jdbc")
             .option("url", source.url)
@@ -195,16 +194,12 @@ def _query(spark: SparkSession, source: JdbcSource, sql: str, where: str) -> Dat
             .options(**source.properties)
             .load()
         )
-    except SPARK_ERRORS as exc:
-        raise SourceError(f"{where}: {source.description}: {describe_spark_error(exc)}") from exc
 
 
 def _first_as_strings(df: DataFrame, where: str, source: JdbcSource) -> dict[str, str | None]:
     """The first row with every value as text; timestamps rendered in the session zone (UTC)."""
-    try:
+    with located(where, SourceError, doing=source.description):
         row = df.select([F.col(c).cast("string").alias(c) for c in df.columns]).first()
-    except SPARK_ERRORS as exc:
-        raise SourceError(f"{where}: {source.description}: {describe_spark_error(exc)}") from exc
     return row.asDict() if row is not None else {}
 
 
@@ -256,18 +251,20 @@ def plan_read(
     """Ask the database for counts and bounds, then build balanced partition predicates."""
     q = source.dialect.quote
     relation = _relation(source, table)
+    planning = _Planning(spark, source, table, relation, where)
     window: list[str] = []  # the lower bound; the upper one is set once the maximum is known
     inc = q(table.incremental_column) if table.incremental_column else None
     start = None
     if inc and watermark is not None:
         start = _window_start(watermark, table.overlap_minutes, table.overlap_ids)
         window.append(f"{inc} >= {_literal(watermark.kind, start)}")
-    stats_df, stats = _stats(spark, source, table, relation, window, where)
+    stats_df, stats = _stats(planning, window)
     zone = str(stats.get("session_zone") or "")
     if zone not in _UTC_NAMES:
         raise SourceError(
-            f"{where}: {source.description}: the session time zone is {zone!r}, not UTC; "
-            "timestamps would shift (does the connection override `options`?)"
+            f"{source.description}: the session time zone is {zone!r}, not UTC; "
+            "timestamps would shift (does the connection override `options`?)",
+            where=where,
         )
     filters = window
     watermark_after = watermark
@@ -280,7 +277,7 @@ def plan_read(
             )
         if stats.get("inc_hi") is None:
             raise SourceError(
-                f"{where}: incremental column {table.incremental_column!r} is all NULL"
+                f"incremental column {table.incremental_column!r} is all NULL", where=where
             )
         clock = _clock(inc_kind, stats)
         if clock is not None and _to_number(inc_kind, str(stats["inc_hi"])) > _to_number(
@@ -294,7 +291,7 @@ def plan_read(
                 clock,
             )
             capped = [*window, _upper(inc, inc_kind, clock, with_nulls=watermark is None)]
-            stats_df, stats = _stats(spark, source, table, relation, capped, where)
+            stats_df, stats = _stats(planning, capped)
             filters = capped
         if stats.get("inc_hi") is not None:
             watermark_after = Watermark(inc_kind, str(stats["inc_hi"]))
@@ -303,9 +300,7 @@ def plan_read(
             filters = [*window, upper]
     rows = int(stats.get("row_count") or 0)
     log.info("%s: %d rows in window", where, rows)
-    predicates = _split_predicates(
-        spark, source, table, relation, filters, stats, stats_df, rows, where
-    )
+    predicates = _split_predicates(planning, filters, stats, stats_df.schema)
     return ReadPlan(relation, predicates, rows, watermark, watermark_after, start)
 
 
@@ -315,15 +310,20 @@ def _upper(inc: str, kind: str, value: Any, *, with_nulls: bool) -> str:
     return f"({upper} OR {inc} IS NULL)" if with_nulls else upper
 
 
-def _stats(
-    spark: SparkSession,
-    source: JdbcSource,
-    table: TableSpec,
-    relation: str,
-    filters: list[str],
-    where: str,
-) -> tuple[DataFrame, dict[str, str | None]]:
+@dataclass(frozen=True)
+class _Planning:
+    """The read being planned: which table of which source, and where the spec sets it."""
+
+    spark: SparkSession
+    source: JdbcSource
+    table: TableSpec
+    relation: str
+    where: str
+
+
+def _stats(planning: _Planning, filters: list[str]) -> tuple[DataFrame, dict[str, str | None]]:
     """One query: rows in the window, split bounds, the cursor's maximum, the clock, the zone."""
+    source, table, where = planning.source, planning.table, planning.where
     q = source.dialect.quote
     select = ["COUNT(*) AS row_count"]
     if table.split_column:
@@ -339,8 +339,8 @@ def _stats(
         f"{source.dialect.clock_sql} AS db_now",
         f"{source.dialect.session_zone_sql} AS session_zone",
     ]
-    stats_sql = f"SELECT {', '.join(select)} FROM {relation}" + _where(filters)
-    stats_df = _query(spark, source, stats_sql, where)
+    stats_sql = f"SELECT {', '.join(select)} FROM {planning.relation}" + _where(filters)
+    stats_df = _query(planning.spark, source, stats_sql, where)
     return stats_df, _first_as_strings(stats_df, where, source)
 
 
@@ -368,16 +368,14 @@ def _window_start(watermark: Watermark, overlap_minutes: int, overlap_ids: int) 
 
 
 def _split_predicates(
-    spark: SparkSession,
-    source: JdbcSource,
-    table: TableSpec,
-    relation: str,
+    planning: _Planning,
     filters: list[str],
     stats: dict[str, str | None],
-    stats_df: DataFrame,
-    rows: int,
-    where: str,
+    schema: T.StructType,
 ) -> tuple[str, ...]:
+    """Predicates that split the window into balanced partitions on the split column."""
+    source, table, where = planning.source, planning.table, planning.where
+    rows = int(stats.get("row_count") or 0)
     base = " AND ".join(filters) if filters else "1=1"
     wanted = min(source.max_connections, math.ceil(rows / source.rows_per_partition))
     if not table.split_column or rows == 0:
@@ -387,18 +385,18 @@ def _split_predicates(
             f"{where}.split_column: {table.split_column!r} is NULL in all {rows} rows; "
             "choose another split column"
         )
-    kind = _kind_of(stats_df.schema["split_lo"].dataType)
+    kind = _kind_of(schema["split_lo"].dataType)
     if kind is None:
         raise SpecError(
             f"{where}.split_column: {table.split_column!r} must be an integer, date or timestamp "
-            f"column, not {stats_df.schema['split_lo'].dataType.simpleString()}"
+            f"column, not {schema['split_lo'].dataType.simpleString()}"
         )
     if wanted <= 1:
         return (base,)
     lo = _to_number(kind, str(stats["split_lo"]))
     hi = _to_number(kind, str(stats["split_hi"]))
     if table.split_strategy == "quantiles":
-        bounds = _quantile_bounds(spark, source, table, relation, filters, wanted, kind, where)
+        bounds = _quantile_bounds(planning, filters, wanted, kind)
     else:
         bounds = [lo + (hi - lo) * i // wanted for i in range(1, wanted)]
     # Equal bounds (narrow range, heavy skew) would make empty partitions: drop them.
@@ -420,35 +418,25 @@ def _split_predicates(
     return tuple(predicates)
 
 
-def _quantile_bounds(
-    spark: SparkSession,
-    source: JdbcSource,
-    table: TableSpec,
-    relation: str,
-    filters: list[str],
-    buckets: int,
-    kind: str,
-    where: str,
-) -> list[int]:
+def _quantile_bounds(planning: _Planning, filters: list[str], buckets: int, kind: str) -> list[int]:
     """Cut points from `buckets` equal-count tiles of the split column.
 
     A value that fills several tiles (skew) is cut just above, so it gets a partition of
     its own instead of collapsing the plan to one partition. Window
     functions exist in PostgreSQL, MySQL 8 and MariaDB 10.2+; MySQL has no percentile_disc.
     """
-    split = source.dialect.quote(table.split_column or "")
+    source, where = planning.source, planning.where
+    split = source.dialect.quote(planning.table.split_column or "")
     inner = (
-        f"SELECT {split} AS s, NTILE({buckets}) OVER (ORDER BY {split}) AS tile FROM {relation}"
-        + _where([*filters, f"{split} IS NOT NULL"])
+        f"SELECT {split} AS s, NTILE({buckets}) OVER (ORDER BY {split}) AS tile "
+        f"FROM {planning.relation}" + _where([*filters, f"{split} IS NOT NULL"])
     )
     sql = f"SELECT tile, MIN(s) AS lo, MAX(s) AS hi FROM ({inner}) sluiceway_tiles GROUP BY tile"
-    df = _query(spark, source, sql, where)
-    try:
+    df = _query(planning.spark, source, sql, where)
+    with located(where, SourceError, doing=source.description):
         rows = df.select(
             "tile", F.col("lo").cast("string").alias("lo"), F.col("hi").cast("string").alias("hi")
         ).collect()
-    except SPARK_ERRORS as exc:
-        raise SourceError(f"{where}: {source.description}: {describe_spark_error(exc)}") from exc
     tiles = sorted(
         (int(r["tile"]), _to_number(kind, r["lo"]), _to_number(kind, r["hi"])) for r in rows
     )
@@ -462,12 +450,10 @@ def _quantile_bounds(
 
 def read(spark: SparkSession, source: JdbcSource, plan: ReadPlan, where: str) -> DataFrame:
     """The planned read: one Spark partition (and one connection) per predicate."""
-    try:
+    with located(where, SourceError, doing=source.description):
         return spark.read.jdbc(
             source.url,
             plan.relation,
             predicates=list(plan.predicates),
             properties=dict(source.properties),
         )
-    except SPARK_ERRORS as exc:
-        raise SourceError(f"{where}: {source.description}: {describe_spark_error(exc)}") from exc
