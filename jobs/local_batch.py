@@ -14,9 +14,9 @@ import sys
 from pyspark.sql import SparkSession
 
 from sluiceway import pipeline
-from sluiceway.cli import print_summary
 from sluiceway.errors import SluicewayError
 from sluiceway.logs import configure_logging
+from sluiceway.report import print_summary
 from sluiceway.runtimes.local import apply_pipeline_conf, configure_s3a
 from sluiceway.spec import load_spec
 

@@ -17,6 +17,7 @@ from pyspark.sql import SparkSession
 
 from sluiceway import pipeline
 from sluiceway.errors import SluicewayError, SpecError
+from sluiceway.report import print_summary
 from sluiceway.runtimes.local import apply_pipeline_conf
 from sluiceway.spec import PipelineSpec, load_spec, parse_spec
 
@@ -70,8 +71,6 @@ def run_batch_job(
     state_location: str | None = None,
 ) -> int:
     """Load the spec, run the pipeline on `spark`, print the summary; 0 on success, else 1."""
-    from sluiceway.cli import print_summary
-
     try:
         refresh = parse_flag(full_refresh, "full_refresh")
         spec = read_spec_location(spec_location, output_root, state_location)
