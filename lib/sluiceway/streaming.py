@@ -52,13 +52,11 @@ from sluiceway.sources.stream_files import read_aws_kinesis, read_capture_files
 from sluiceway.spec_check import check_stream_spec
 from sluiceway.stream_spec import StreamSpec
 from sluiceway.transforms.events import (
-    ERROR_COLUMN,
-    keep_bad_records,
-    keep_good_records,
     with_event_partitions,
     with_parsed_payload,
     with_quality_errors,
 )
+from sluiceway.transforms.quality import ERROR_COLUMN
 
 log = logging.getLogger(__name__)
 
@@ -209,11 +207,11 @@ def process_batch(
         }
         outputs = []
         if metrics["events"]:
-            good = cached.transform(keep_good_records)
+            good = cached.transform(transforms.keep_valid)
             events = build_events(good, spec, batch_id=batch_id, processed_at=processed_at)
             outputs.append(BatchOutput("events", events, spec.sink.path, EVENT_PARTITIONS))
         if metrics["dead_letters"]:
-            dead = build_dead_letters(cached.transform(keep_bad_records))
+            dead = build_dead_letters(cached.transform(transforms.keep_quarantined))
             outputs.append(
                 BatchOutput(
                     "dead_letters", dead, spec.sink.dead_letter_path, DEAD_LETTER_PARTITIONS
