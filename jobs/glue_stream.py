@@ -15,8 +15,7 @@ from pyspark.context import SparkContext
 from sluiceway.errors import SluicewayError
 from sluiceway.logs import configure_logging
 from sluiceway.runtimes import glue_streaming
-from sluiceway.runtimes.spec_location import local_spec_path
-from sluiceway.stream_spec import load_stream_spec
+from sluiceway.runtimes.spec_location import read_stream_spec_location
 
 
 def main() -> int:
@@ -26,7 +25,7 @@ def main() -> int:
     job = Job(glue_context)
     job.init(args["JOB_NAME"], args)
     try:
-        glue_streaming.run(glue_context, load_stream_spec(local_spec_path(args["spec"])))
+        glue_streaming.run(glue_context, read_stream_spec_location(args["spec"]))
     except SluicewayError as exc:
         print(f"sluiceway: error: {exc}", file=sys.stderr)
         return 1

@@ -16,40 +16,12 @@ import sys
 from pyspark.sql import SparkSession
 
 from sluiceway import pipeline
-from sluiceway.errors import SluicewayError, SpecError
+from sluiceway.errors import SluicewayError
 from sluiceway.report import print_summary
 from sluiceway.runtimes.local import apply_pipeline_conf
-from sluiceway.spec import PipelineSpec, load_spec, parse_spec
+from sluiceway.runtimes.spec_location import read_spec_location
 
 log = logging.getLogger(__name__)
-
-S3_SCHEMES = ("s3://", "s3a://")
-
-
-def read_spec_location(
-    location: str, output_root: str | None = None, state_location: str | None = None
-) -> PipelineSpec:
-    """Load a spec from a local path, or from an s3:// URI (how Glue and EMR jobs get it)."""
-    if not location.startswith(S3_SCHEMES):
-        return load_spec(location, output_root=output_root, state_location=state_location)
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    bucket, _, key = location.split("://", 1)[1].partition("/")
-    if not bucket or not key:
-        raise SpecError(f"{location}: not an s3://bucket/key URI")
-    try:
-        body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "error")
-        raise SpecError(f"{location}: cannot read spec: {code}") from exc
-    except BotoCoreError as exc:
-        raise SpecError(f"{location}: cannot read spec: {exc}") from exc
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"{location}: spec is not UTF-8 text") from exc
-    return parse_spec(text, location, output_root=output_root, state_location=state_location)
 
 
 def parse_flag(value: bool | str, name: str) -> bool:

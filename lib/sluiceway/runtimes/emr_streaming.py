@@ -14,8 +14,8 @@ from pyspark.sql import SparkSession
 
 from sluiceway import streaming
 from sluiceway.runtimes.local import apply_pipeline_conf
-from sluiceway.runtimes.spec_location import local_spec_path
-from sluiceway.stream_spec import StreamSpec, load_stream_spec
+from sluiceway.runtimes.spec_location import read_stream_spec_location
+from sluiceway.stream_spec import StreamSpec
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -32,6 +32,4 @@ def session(app_name: str) -> SparkSession:
 
 
 def load(args: argparse.Namespace) -> StreamSpec:
-    return load_stream_spec(
-        local_spec_path(args.spec), output_root=args.output, checkpoint=args.checkpoint
-    )
+    return read_stream_spec_location(args.spec, args.output, args.checkpoint)
