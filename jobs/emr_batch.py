@@ -10,8 +10,8 @@ import argparse
 import sys
 
 from sluiceway.logs import configure_logging
-from sluiceway.runtimes.batch import run_batch_job
 from sluiceway.runtimes.emr import emr_session
+from sluiceway.runtimes.job import run_batch_job
 
 
 def main() -> int:

@@ -1,32 +1,40 @@
 """EMR Serverless (STREAMING mode) entrypoint for a Sluiceway stream.
 
-entryPoint jobs/emr_stream.py, entryPointArguments [SPEC, --reader aws-kinesis|python]
+entryPoint jobs/emr_stream.py, entryPointArguments [SPEC, --reader aws-kinesis|python].
+EMR cancels a run with SIGTERM: the running micro-batch is finished first. The same file
+runs under local spark-submit unchanged.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 
-from sluiceway import streaming
-from sluiceway.errors import SluicewayError
 from sluiceway.logs import configure_logging
-from sluiceway.runtimes import emr_streaming
+from sluiceway.runtimes.emr import emr_session
+from sluiceway.runtimes.job import run_stream_job
+from sluiceway.streaming import READERS
 
 
 def main() -> int:
-    args = emr_streaming.parse_args(sys.argv[1:])
+    parser = argparse.ArgumentParser(description="Run a Sluiceway stream on EMR")
+    parser.add_argument("spec", help="stream spec: local, shipped with --files, or s3://")
+    parser.add_argument("--output", help="override the spec's output root")
+    parser.add_argument("--checkpoint", help="override the spec's checkpoint location")
+    parser.add_argument("--reader", choices=READERS, default="aws-kinesis")
+    args = parser.parse_args()
     configure_logging()
-    stop = streaming.StopSignal()
-    stop.install()  # EMR cancels with SIGTERM: finish the running batch, then stop
-    spark = emr_streaming.session("sluiceway-stream")
+    spark = emr_session("sluiceway-stream")
     try:
-        streaming.run_spec(spark, emr_streaming.load(args), reader=args.reader, stop=stop)
-    except SluicewayError as exc:
-        print(f"sluiceway: error: {exc}", file=sys.stderr)
-        return 1
+        return run_stream_job(
+            spark,
+            args.spec,
+            reader=args.reader,
+            output_root=args.output,
+            checkpoint=args.checkpoint,
+        )
     finally:
         spark.stop()
-    return 0
 
 
 if __name__ == "__main__":

@@ -9,24 +9,15 @@ from __future__ import annotations
 
 import sys
 
-from awsglue.utils import GlueArgumentError, getResolvedOptions
-from pyspark import SparkContext
-
 from sluiceway.logs import configure_logging
-from sluiceway.runtimes.batch import run_batch_job
-from sluiceway.runtimes.glue import glue_context, glue_job
+from sluiceway.runtimes.glue import glue_arguments, start_glue_job
+from sluiceway.runtimes.job import run_batch_job
 
 
 def main() -> int:
     configure_logging()
-    try:
-        args = getResolvedOptions(sys.argv, ["JOB_NAME", "spec", "full_refresh"])
-    except GlueArgumentError as exc:
-        print(f"sluiceway: error: job arguments: {exc}", file=sys.stderr)
-        return 2
-    context = glue_context(SparkContext.getOrCreate())
-    job = glue_job(context)
-    job.init(args["JOB_NAME"], args)
+    args = glue_arguments(sys.argv, ["JOB_NAME", "spec", "full_refresh"])
+    context, job = start_glue_job(args)
     status = run_batch_job(context.spark_session, args["spec"], full_refresh=args["full_refresh"])
     if status == 0:
         job.commit()

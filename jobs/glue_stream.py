@@ -1,37 +1,28 @@
-"""AWS Glue streaming job entrypoint for a Sluiceway stream.
+"""AWS Glue streaming job script for a Sluiceway stream.
 
-Job parameters: --spec s3://bucket/specs/clickstream.toml (or a file from --extra-files)
+Job parameters: --spec s3://bucket/specs/clickstream.toml (or a file from --extra-files).
+The same file runs under local spark-submit, where sluiceway.runtimes.glue supplies
+stand-ins for Glue's JVM-backed GlueContext and Job (the stream then reads the spec's own
+source, as `sluiceway stream` does).
 """
 
 from __future__ import annotations
 
 import sys
 
-from awsglue.context import GlueContext
-from awsglue.job import Job
-from awsglue.utils import getResolvedOptions
-from pyspark.context import SparkContext
-
-from sluiceway.errors import SluicewayError
 from sluiceway.logs import configure_logging
-from sluiceway.runtimes import glue_streaming
-from sluiceway.runtimes.spec_location import local_spec_path
-from sluiceway.stream_spec import load_stream_spec
+from sluiceway.runtimes.glue import glue_arguments, start_glue_job
+from sluiceway.runtimes.job import run_stream_job
 
 
 def main() -> int:
-    args = getResolvedOptions(sys.argv, ["JOB_NAME", "spec"])
     configure_logging()
-    glue_context = GlueContext(SparkContext.getOrCreate())
-    job = Job(glue_context)
-    job.init(args["JOB_NAME"], args)
-    try:
-        glue_streaming.run(glue_context, load_stream_spec(local_spec_path(args["spec"])))
-    except SluicewayError as exc:
-        print(f"sluiceway: error: {exc}", file=sys.stderr)
-        return 1
-    job.commit()
-    return 0
+    args = glue_arguments(sys.argv, ["JOB_NAME", "spec"])
+    context, job = start_glue_job(args)
+    status = run_stream_job(context.spark_session, args["spec"], glue_context=context)
+    if status == 0:
+        job.commit()
+    return status
 
 
 if __name__ == "__main__":

@@ -11,14 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pyspark.sql import SparkSession
-
-from sluiceway import pipeline
-from sluiceway.cli import print_summary
-from sluiceway.errors import SluicewayError
 from sluiceway.logs import configure_logging
-from sluiceway.runtimes.local import apply_pipeline_conf, configure_s3a
-from sluiceway.spec import load_spec
+from sluiceway.runtimes.job import run_batch_job
+from sluiceway.runtimes.local import submitted_session
 
 
 def main() -> int:
@@ -30,19 +25,13 @@ def main() -> int:
     parser.add_argument("--output")
     args = parser.parse_args()
     configure_logging()
-    spark = apply_pipeline_conf(SparkSession.builder.appName("sluiceway-batch").getOrCreate())
-    configure_s3a(spark)
+    spark = submitted_session("sluiceway-batch")
     try:
-        report = pipeline.run(
-            spark, load_spec(args.spec, output_root=args.output), full_refresh=args.full_refresh
+        return run_batch_job(
+            spark, args.spec, full_refresh=args.full_refresh, output_root=args.output
         )
-    except SluicewayError as exc:
-        print(f"sluiceway: error: {exc}", file=sys.stderr)
-        return 1
     finally:
         spark.stop()
-    print_summary(report)
-    return 0
 
 
 if __name__ == "__main__":

@@ -54,6 +54,14 @@ def client(service: str) -> Any:
     return boto3.session.Session().client(service, config=Config(**_CONFIG))
 
 
+def error_code(exc: BaseException) -> str:
+    """The error code of a botocore ClientError ("NoSuchKey", "AccessDenied"), else "error"."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return "error"
+    return str(response.get("Error", {}).get("Code", "error"))
+
+
 def endpoint_of(aws_client: Any) -> str:
     """The endpoint a client sends to, and where it came from when it is not AWS's own."""
     url = str(aws_client.meta.endpoint_url)

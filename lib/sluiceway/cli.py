@@ -10,38 +10,19 @@ from pathlib import Path
 
 from sluiceway.errors import SluicewayError
 from sluiceway.logs import configure_logging
+from sluiceway.report import (
+    print_batch_progress,
+    print_error,
+    print_stream_summary,
+    print_summary,
+    print_table_progress,
+)
 
 
 def _load(args: argparse.Namespace):  # -> PipelineSpec
     from sluiceway.spec import load_spec
 
     return load_spec(args.spec, output_root=args.output, state_location=args.state)
-
-
-def print_summary(report) -> None:  # report: RunReport
-    """The end-of-run table: one line per dataset, then totals."""
-    rows = [("table", "status", "read", "written", "quarantined", "partitions", "seconds", "path")]
-    for t in report.tables:  # a run report's datasets
-        rows.append(
-            (
-                t.name,
-                t.status,
-                str(t.rows_read),
-                str(t.rows_written),
-                str(t.rows_quarantined),
-                str(len(t.partitions)),
-                f"{t.seconds:.1f}",
-                t.path,
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
-    total = sum(t.rows_written for t in report.tables)
-    print(
-        f"run {report.run_id}: {report.status}, {len(report.tables)} datasets, "
-        f"{total} rows written, {report.seconds:.1f}s"
-    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -59,22 +40,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         flush=True,
     )
 
-    def progress(item) -> None:
-        print(
-            f"  {item.name}: {item.status}, {item.rows_written} rows, "
-            f"{len(item.partitions)} partitions, {item.seconds:.1f}s",
-            flush=True,
-        )
-
     only = [t for t in args.tables.split(",") if t] if args.tables else None
     try:
-        report = pipeline.run(
-            spark, spec, full_refresh=args.full_refresh, only=only, on_table=progress
+        result = pipeline.run(
+            spark, spec, full_refresh=args.full_refresh, only=only, on_table=print_table_progress
         )
     finally:
         spark.stop()
     print(f"==> {spec.name}: summary (output {spec.output_root}, state {spec.state_location})")
-    print_summary(report)
+    print_summary(result)
     return 0
 
 
@@ -184,25 +158,13 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     spark = build_local_session(f"sluiceway-{spec.name}", master=args.master)
     spark.sparkContext.setLogLevel("ERROR")
 
-    def progress(record: dict) -> None:
-        m = record["metrics"]
-        print(
-            f"  batch {record['batch_id']}: {m['records']} records, {m['events']} events, "
-            f"{m['dead_letters']} dead letters, {len(record['files'])} files, "
-            f"{m.get('seconds', 0):.1f}s",
-            flush=True,
-        )
-
     try:
-        report = streaming.run_spec(spark, spec, mode=mode, stop=stop, on_batch=progress)
+        result = streaming.run_spec(
+            spark, spec, mode=mode, stop=stop, on_batch=print_batch_progress
+        )
     finally:
         spark.stop()
-    print(
-        f"==> {spec.name}: {report.status}, {len(report.batches)} batches, "
-        f"{report.total('events')} events, {report.total('dead_letters')} dead letters, "
-        f"{report.seconds:.1f}s (output {spec.sink.path}, dead letters "
-        f"{spec.sink.dead_letter_path}, checkpoint {spec.trigger.checkpoint})"
-    )
+    print_stream_summary(spec, result)
     return 0
 
 
@@ -630,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except SluicewayError as exc:
-        print(f"sluiceway: error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 1
 
 

@@ -22,7 +22,6 @@ copy, and no event is ever dropped for being late.
 from __future__ import annotations
 
 import logging
-import re
 import signal
 import threading
 import time
@@ -37,14 +36,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from sluiceway import transforms
-from sluiceway.errors import (
-    CredentialsError,
-    SinkError,
-    SluicewayError,
-    SourceError,
-    SpecError,
-    TransformError,
-)
+from sluiceway.errors import SluicewayError, SourceError, SpecError, TransformError
 from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
 from sluiceway.sinks.batch_parquet import BatchOutput, BatchSink
 from sluiceway.sources import kinesis
@@ -52,13 +44,11 @@ from sluiceway.sources.stream_files import read_aws_kinesis, read_capture_files
 from sluiceway.spec_check import check_stream_spec
 from sluiceway.stream_spec import StreamSpec
 from sluiceway.transforms.events import (
-    ERROR_COLUMN,
-    keep_bad_records,
-    keep_good_records,
     with_event_partitions,
     with_parsed_payload,
     with_quality_errors,
 )
+from sluiceway.transforms.quality import ERROR_COLUMN
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +157,8 @@ class StreamReport:
     batches: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
+    # The Sluiceway error a micro-batch raised: Spark wraps it in its own exception.
+    raised: SluicewayError | None = field(default=None, repr=False, compare=False)
 
     def total(self, key: str) -> int:
         return sum(int(b["metrics"].get(key, 0)) for b in self.batches)
@@ -209,11 +201,11 @@ def process_batch(
         }
         outputs = []
         if metrics["events"]:
-            good = cached.transform(keep_good_records)
+            good = cached.transform(transforms.keep_valid)
             events = build_events(good, spec, batch_id=batch_id, processed_at=processed_at)
             outputs.append(BatchOutput("events", events, spec.sink.path, EVENT_PARTITIONS))
         if metrics["dead_letters"]:
-            dead = build_dead_letters(cached.transform(keep_bad_records))
+            dead = build_dead_letters(cached.transform(transforms.keep_quarantined))
             outputs.append(
                 BatchOutput(
                     "dead_letters", dead, spec.sink.dead_letter_path, DEAD_LETTER_PARTITIONS
@@ -235,25 +227,12 @@ def process_batch(
     return record
 
 
-_ERROR_CLASSES: dict[str, type[SluicewayError]] = {
-    "SourceError": SourceError,
-    "CredentialsError": CredentialsError,
-    "SinkError": SinkError,
-    "TransformError": TransformError,
-    "SpecError": SpecError,
-    "SluicewayError": SluicewayError,
-}
-_RAISED = re.compile(r"(?:sluiceway\.errors\.)?(" + "|".join(_ERROR_CLASSES) + r"): (.+)")
-
-
-def query_error(exc: BaseException, where: str) -> SluicewayError:
-    """The Sluiceway error a failed query carries (raised in a worker or in foreachBatch)."""
-    text = str(exc)
-    found = _RAISED.findall(text)
-    if found:
-        kind, message = found[-1]
-        return _ERROR_CLASSES[kind](message.strip())
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+def query_error(report: StreamReport, exc: BaseException, where: str) -> SluicewayError:
+    """The error a failed query ends with: the one its micro-batch raised, re-raised as is;
+    else (a failure inside Spark, or in a source's worker) one line naming Spark's."""
+    if report.raised is not None:
+        return report.raised
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return SourceError(f"{where}: streaming query failed: {lines[0] if lines else exc}")
 
 
@@ -274,17 +253,23 @@ def start_query(
     raw: DataFrame,
     *,
     trigger: dict[str, Any],
+    report: StreamReport,
     on_batch: Callable[[dict[str, Any]], None] | None = None,
-    report: StreamReport | None = None,
 ) -> Any:
-    """Start the streaming query; `trigger` is passed to DataStreamWriter.trigger()."""
+    """Start the streaming query; `trigger` is passed to DataStreamWriter.trigger().
+
+    Each committed batch is added to `report`; an error a batch raises is kept there too.
+    """
     sink = open_sink(spark, spec)
     prepared = prepare(raw, spec)
 
     def each_batch(batch: DataFrame, batch_id: int) -> None:
-        record = process_batch(spark, spec, sink, batch, batch_id)
-        if report is not None:
-            report.batches.append(record)
+        try:
+            record = process_batch(spark, spec, sink, batch, batch_id)
+        except SluicewayError as exc:
+            report.raised = exc
+            raise
+        report.batches.append(record)
         if on_batch is not None:
             on_batch(record)
 
@@ -320,52 +305,69 @@ def run(
     """
     started = time.monotonic()
     report = StreamReport(spec.name)
-    stop = stop or StopSignal()
-    query = start_query(spark, spec, raw, trigger=trigger, on_batch=on_batch, report=report)
-    idle_polls = 0
-    stop_deadline: float | None = None
+    query = start_query(spark, spec, raw, trigger=trigger, report=report, on_batch=on_batch)
     try:
-        while query.isActive:
-            try:
-                if query.awaitTermination(poll_seconds):
-                    break
-            except StreamingQueryException as exc:
-                raise query_error(exc, spec.source_file) from exc
-            status = query.status
-            busy = bool(status["isTriggerActive"])
-            if stop.event.is_set():
-                if stop_deadline is None:
-                    log.info("%s: stop requested; finishing the running batch", spec.name)
-                    stop_deadline = time.monotonic() + spec.trigger.interval_seconds + 60
-                if not busy or time.monotonic() > stop_deadline:
-                    query.stop()
-                    report.status = "stopped"
-                    break
-            if until_idle:
-                waiting = (
-                    not busy
-                    and not status["isDataAvailable"]
-                    and status["message"].startswith("Waiting for")
-                    and query.lastProgress is not None
-                )
-                idle_polls = idle_polls + 1 if waiting else 0
-                # Idle for longer than the source waits between two empty probes.
-                if idle_polls * poll_seconds >= IDLE_SECONDS:
-                    query.stop()
-                    break
+        _wait(query, spec, report, stop or StopSignal(), until_idle, poll_seconds)
         failure = query.exception()
         if failure is not None:
-            raise query_error(failure, spec.source_file)
+            raise _failed(report, failure, spec.source_file) from failure
         if report.status == "running":
             report.status = "succeeded"
         return report
-    except SluicewayError as exc:
-        report.status, report.error = "failed", str(exc)
-        raise
     finally:
         if query.isActive:
             query.stop()
         report.seconds = round(time.monotonic() - started, 3)
+
+
+def _failed(report: StreamReport, exc: BaseException, where: str) -> SluicewayError:
+    error = query_error(report, exc, where)
+    report.status, report.error = "failed", str(error)
+    return error
+
+
+def _wait(
+    query: Any,
+    spec: StreamSpec,
+    report: StreamReport,
+    stop: StopSignal,
+    until_idle: bool,
+    poll_seconds: float,
+) -> None:
+    """Poll the query until it ends, is stopped, or (`until_idle`) has nothing to do."""
+    idle_polls = 0
+    stop_deadline: float | None = None
+    while query.isActive:
+        try:
+            if query.awaitTermination(poll_seconds):
+                return
+        except StreamingQueryException as exc:
+            raise _failed(report, exc, spec.source_file) from exc
+        status = query.status
+        busy = bool(status["isTriggerActive"])
+        if stop.event.is_set():
+            if stop_deadline is None:
+                log.info("%s: stop requested; finishing the running batch", spec.name)
+                stop_deadline = time.monotonic() + spec.trigger.interval_seconds + 60
+            if not busy or time.monotonic() > stop_deadline:
+                query.stop()
+                report.status = "stopped"
+                return
+        idle_polls = idle_polls + 1 if until_idle and _is_idle(query, status) else 0
+        # Idle for longer than the source waits between two empty probes.
+        if idle_polls * poll_seconds >= IDLE_SECONDS:
+            query.stop()
+            return
+
+
+def _is_idle(query: Any, status: dict[str, Any]) -> bool:
+    """No batch running, no data waiting, and at least one batch planned since the start."""
+    return (
+        not status["isTriggerActive"]
+        and not status["isDataAvailable"]
+        and status["message"].startswith("Waiting for")
+        and query.lastProgress is not None
+    )
 
 
 # ---------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from sluiceway.deploy.emr import EmrSubmitOptions, driver_log_uri, submit_emr_jo
 from sluiceway.deploy.glue import GlueJobOptions, deploy_glue_job
 from sluiceway.deploy.package import ArtifactSet, build_artifacts
 from sluiceway.errors import DeployError, SpecError
-from sluiceway.runtimes.batch import read_spec_location
+from sluiceway.runtimes.spec_location import read_spec_location
 
 from .aws import (
     ScriptedRuns,

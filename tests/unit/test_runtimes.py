@@ -1,11 +1,10 @@
-"""runtimes.glue stand-ins and runtimes.batch's argument handling, on the test session."""
+"""runtimes.glue stand-ins and runtimes.job's argument handling, on the test session."""
 
 from __future__ import annotations
 
 import pytest
 
 from sluiceway.errors import SluicewayError
-from sluiceway.runtimes.batch import parse_flag, run_batch_job
 from sluiceway.runtimes.glue import (
     LocalGlueContext,
     LocalJob,
@@ -13,6 +12,7 @@ from sluiceway.runtimes.glue import (
     glue_job,
     glue_jvm_available,
 )
+from sluiceway.runtimes.job import parse_flag, run_batch_job
 
 
 def test_without_glue_jvm_classes_the_stand_ins_wrap_the_running_session(spark):

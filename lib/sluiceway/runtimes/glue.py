@@ -11,11 +11,14 @@ asks where it runs; this module is the only place that knows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any, Protocol
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn, Protocol
 
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
+
+from sluiceway import report
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +113,29 @@ def glue_job(context: GlueContextLike) -> JobLike:
     from awsglue.job import Job
 
     return Job(context)  # type: ignore[no-any-return]
+
+
+def glue_arguments(argv: Sequence[str], names: Sequence[str]) -> dict[str, Any]:
+    """The job's arguments, resolved by awsglue's own getResolvedOptions.
+
+    Like argparse, a missing argument ends the process with one error line and status 2.
+    """
+    from awsglue.utils import GlueArgumentError, getResolvedOptions
+
+    try:
+        return dict(getResolvedOptions(list(argv), list(names)))
+    except GlueArgumentError as exc:
+        _exit_bad_arguments(exc)
+
+
+def _exit_bad_arguments(exc: Exception) -> NoReturn:
+    report.print_error(f"job arguments: {exc}")
+    sys.exit(2)
+
+
+def start_glue_job(args: Mapping[str, Any]) -> tuple[GlueContextLike, JobLike]:
+    """The GlueContext and the initialised Job for this run (the stand-ins off Glue)."""
+    context = glue_context(SparkContext.getOrCreate())
+    job = glue_job(context)
+    job.init(args["JOB_NAME"], args)
+    return context, job

@@ -3,7 +3,10 @@
 Glue's forEachBatch runs a micro-batch every `trigger.interval_seconds` (its window)
 and keeps the offsets in `trigger.checkpoint`; each batch goes through the same
 `streaming.process_batch` as everywhere else. Glue has no AvailableNow here.
-Only this module imports awsglue.
+
+With runtimes.glue's local GlueContext stand-in (local spark-submit, where Glue's JVM
+classes are missing) there is no Glue Kinesis source: the stream runs as it does under
+`sluiceway stream`, through streaming.run_spec, with the spec's own source and trigger.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from pyspark.sql import functions as F
 
 from sluiceway import streaming
 from sluiceway.errors import SpecError
+from sluiceway.runtimes.glue import GlueContextLike, LocalGlueContext
 from sluiceway.runtimes.local import apply_pipeline_conf
 from sluiceway.sources import kinesis
 from sluiceway.spec_check import check_stream_spec
 from sluiceway.stream_spec import StreamSpec
+from sluiceway.streaming import StopSignal
 
 
 def read_kinesis(glue_context: Any, opts: kinesis.KinesisOptions) -> DataFrame:
@@ -56,8 +61,16 @@ def read_kinesis(glue_context: Any, opts: kinesis.KinesisOptions) -> DataFrame:
     )
 
 
-def run(glue_context: Any, spec: StreamSpec) -> None:
-    """Run the stream until the Glue job is stopped."""
+def run(glue_context: GlueContextLike, spec: StreamSpec, *, stop: StopSignal | None = None) -> None:
+    """Run the stream until the Glue job is stopped (the stand-in: until the run ends)."""
+    if isinstance(glue_context, LocalGlueContext):
+        streaming.run_spec(apply_pipeline_conf(glue_context.spark_session), spec, stop=stop)
+        return
+    run_on_glue(glue_context, spec)
+
+
+def run_on_glue(glue_context: Any, spec: StreamSpec) -> None:
+    """GlueContext's Kinesis source through Glue's forEachBatch, until the job is stopped."""
     check_stream_spec(spec)
     if spec.source.kind != "kinesis":
         raise SpecError(f"{spec.source_file}: source.kind: the Glue job reads kinesis only")

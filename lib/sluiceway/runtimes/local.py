@@ -141,3 +141,10 @@ def build_local_session(
     spark = builder.getOrCreate()
     configure_s3a(spark)
     return spark
+
+
+def submitted_session(app_name: str) -> SparkSession:
+    """The session local spark-submit configured, with the pipeline settings and S3A."""
+    spark = apply_pipeline_conf(SparkSession.builder.appName(app_name).getOrCreate())
+    configure_s3a(spark)
+    return spark

@@ -1,39 +1,76 @@
-"""Where a job finds its spec file: a local path, a file shipped with the job, or S3."""
+"""Where a job finds its spec: a local path, a file shipped with the job, or an S3 object.
+
+Both kinds of spec (batch and stream) are found the same way; an S3 spec is read into
+memory and parsed under its URI, so every error names the URI, not a temporary file.
+"""
 
 from __future__ import annotations
 
-import os
-import tempfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
+from sluiceway import aws
 from sluiceway.errors import SpecError
+from sluiceway.spec import PipelineSpec, load_spec, parse_spec
+from sluiceway.stream_spec import StreamSpec, load_stream_spec, parse_stream_spec
+
+_Spec = TypeVar("_Spec", PipelineSpec, StreamSpec)
 
 
 def local_spec_path(location: str) -> str:
-    """A local path for `location`: as given, in the job's working directory, or from S3.
+    """`location` as given, or the file of that name in the job's working directory.
 
     Glue (`--extra-files`) and EMR (`--files`) put shipped files in the working directory,
     so a path that does not exist is also looked up there by its file name.
     """
-    if location.startswith(("s3://", "s3a://")):
-        return _download(location)
     if Path(location).is_file():
         return location
     shipped = Path.cwd() / Path(location).name
     if shipped.is_file():
         return str(shipped)
-    return location  # load_stream_spec reports it missing, naming the path
+    return location  # the spec loader reports it missing, naming the path
 
 
-def _download(uri: str) -> str:
-    import boto3
+def read_s3_spec_text(uri: str) -> str:
+    """The text of the spec object at an s3:// (or s3a://) URI."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, _, key = uri.split("://", 1)[1].partition("/")
-    handle, target = tempfile.mkstemp(suffix=Path(key).suffix or ".toml")
-    os.close(handle)
+    if not bucket or not key:
+        raise SpecError(f"{uri}: not an s3://bucket/key URI")
     try:
-        boto3.client("s3").download_file(bucket, key, target)
-    except (BotoCoreError, ClientError) as exc:
+        body = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        raise SpecError(f"{uri}: cannot read spec: {aws.error_code(exc)}") from exc
+    except BotoCoreError as exc:
         raise SpecError(f"{uri}: cannot read spec: {exc}") from exc
-    return target
+    try:
+        return str(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{uri}: spec is not UTF-8 text") from exc
+
+
+def _read(location: str, load: Callable[[str], _Spec], parse: Callable[[str, str], _Spec]) -> _Spec:
+    if aws.is_s3_uri(location):
+        return parse(read_s3_spec_text(location), location)
+    return load(local_spec_path(location))
+
+
+def read_spec_location(
+    location: str, output_root: str | None = None, state_location: str | None = None
+) -> PipelineSpec:
+    """The pipeline spec at a local path, a shipped file or an s3:// URI."""
+    load = partial(load_spec, output_root=output_root, state_location=state_location)
+    parse = partial(parse_spec, output_root=output_root, state_location=state_location)
+    return _read(location, load, parse)
+
+
+def read_stream_spec_location(
+    location: str, output_root: str | None = None, checkpoint: str | None = None
+) -> StreamSpec:
+    """The stream spec at a local path, a shipped file or an s3:// URI."""
+    load = partial(load_stream_spec, output_root=output_root, checkpoint=checkpoint)
+    parse = partial(parse_stream_spec, output_root=output_root, checkpoint=checkpoint)
+    return _read(location, load, parse)

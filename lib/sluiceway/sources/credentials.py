@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from sluiceway import aws
 from sluiceway.errors import CredentialsError
 from sluiceway.spec import Connection
 
@@ -60,16 +61,14 @@ def resolve_credentials(conn: Connection, secrets_client: Any | None = None) -> 
 
 def _read_secret(secret_id: str, client: Any | None) -> dict[str, object]:
     """An RDS-style JSON secret: {"username", "password", "host", "port", "dbname"}."""
-    import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
     log.info("reading database secret %s", secret_id)
-    client = client or boto3.client("secretsmanager")
+    client = client or aws.client("secretsmanager")
     try:
         response = client.get_secret_value(SecretId=secret_id)
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "error")
-        raise CredentialsError(f"secret {secret_id}: {code}") from exc
+        raise CredentialsError(f"secret {secret_id}: {aws.error_code(exc)}") from exc
     except BotoCoreError as exc:
         raise CredentialsError(f"secret {secret_id}: {exc}") from exc
     try:

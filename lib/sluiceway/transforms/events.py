@@ -21,9 +21,8 @@ from pyspark.sql.types import (
 
 from sluiceway.errors import TransformError
 from sluiceway.transforms._common import col, quote, require_columns
-from sluiceway.transforms.quality import FAILURES_COLUMN
+from sluiceway.transforms.quality import ERROR_COLUMN, FAILURES_COLUMN
 
-ERROR_COLUMN = "_error"
 _CORRUPT = "_corrupt_record"
 _PARSED = "__sluiceway_parsed"
 _TEXT = "__sluiceway_text"
@@ -130,15 +129,3 @@ def with_quality_errors(df: DataFrame) -> DataFrame:
     )
     current = F.col(ERROR_COLUMN) if ERROR_COLUMN in df.columns else F.lit(None).cast("string")
     return df.withColumn(ERROR_COLUMN, F.coalesce(current, quality)).drop(FAILURES_COLUMN)
-
-
-def keep_good_records(df: DataFrame) -> DataFrame:
-    """Keep records whose `_error` is NULL, dropping `_error`. Requires: `_error`."""
-    require_columns(df, [ERROR_COLUMN], "keep_good_records")
-    return df.filter(F.col(ERROR_COLUMN).isNull()).drop(ERROR_COLUMN)
-
-
-def keep_bad_records(df: DataFrame) -> DataFrame:
-    """Keep records whose `_error` is set. Requires: `_error`."""
-    require_columns(df, [ERROR_COLUMN], "keep_bad_records")
-    return df.filter(F.col(ERROR_COLUMN).isNotNull())

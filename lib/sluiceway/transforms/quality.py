@@ -1,4 +1,11 @@
-"""Data-quality rules: tag each row with the rules it fails, then split valid from quarantined."""
+"""Data-quality rules: tag each row with the rules it fails, then split valid from quarantined.
+
+The one bad-row vocabulary of batch and stream: a row's tag says what is wrong with it,
+`keep_valid` and `keep_quarantined` split on it. The tag is `_dq_failures`, the rules the row
+fails (a table's quarantine keeps it), or, once a stream has folded its parse error and
+rule failures into one reason (transforms.events.with_quality_errors), `_error` (a dead
+letter's `error`). A frame with `_dq_failures` is split on it alone.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ from sluiceway.quality_rules import QualityRule
 from sluiceway.transforms._common import col, require_columns
 
 FAILURES_COLUMN = "_dq_failures"
+ERROR_COLUMN = "_error"
 
 
 def _fails(rule: QualityRule) -> Column:
@@ -46,25 +54,32 @@ def with_quality_failures(df: DataFrame, rules: Sequence[QualityRule]) -> DataFr
     return df.withColumn(FAILURES_COLUMN, failures.cast("array<string>"))
 
 
-def _passes(df: DataFrame, transform: str) -> Column:
-    """True for a row with an empty `_dq_failures`; false for failures or a NULL array."""
-    if FAILURES_COLUMN not in df.columns:
-        raise TransformError(
-            f"{transform}: column {FAILURES_COLUMN!r} not found; apply with_quality_failures first"
-        )
+def _tag(df: DataFrame, transform: str) -> str:
+    """The column that says what is wrong with a row: `_dq_failures`, else `_error`."""
+    for name in (FAILURES_COLUMN, ERROR_COLUMN):
+        if name in df.columns:
+            return name
+    raise TransformError(
+        f"{transform}: column {FAILURES_COLUMN!r} not found; apply with_quality_failures first"
+    )
+
+
+def _passes(tag: str) -> Column:
+    """True for a row that failed nothing; a NULL `_dq_failures` (never checked) fails."""
+    if tag == ERROR_COLUMN:
+        return F.col(ERROR_COLUMN).isNull()
     return F.coalesce(F.array_size(F.col(FAILURES_COLUMN)) == 0, F.lit(False))
 
 
 def keep_valid(df: DataFrame) -> DataFrame:
-    """Keep the rows that failed no rule. Requires: `_dq_failures`, which is dropped."""
-    return df.filter(_passes(df, "keep_valid")).select(
-        [col(name) for name in df.columns if name != FAILURES_COLUMN]
-    )
+    """Keep the rows that failed nothing. Requires: `_dq_failures` or `_error`, dropped."""
+    tag = _tag(df, "keep_valid")
+    return df.filter(_passes(tag)).select([col(name) for name in df.columns if name != tag])
 
 
 def keep_quarantined(df: DataFrame) -> DataFrame:
-    """Keep the rows that failed at least one rule (or were never checked), `_dq_failures` kept.
+    """Keep the rows that failed a rule or have an `_error` (or were never checked), tag kept.
 
-    Requires: `_dq_failures`.
+    Requires: `_dq_failures` or `_error`.
     """
-    return df.filter(~_passes(df, "keep_quarantined"))
+    return df.filter(~_passes(_tag(df, "keep_quarantined")))

@@ -6,9 +6,8 @@ import pytest
 from chispa import assert_df_equality
 
 from sluiceway.errors import TransformError
+from sluiceway.transforms import keep_quarantined, keep_valid
 from sluiceway.transforms.events import (
-    keep_bad_records,
-    keep_good_records,
     with_event_partitions,
     with_parsed_payload,
     with_quality_errors,
@@ -85,6 +84,6 @@ def test_with_quality_errors_keeps_an_earlier_error_and_splits_good_from_bad(spa
 
     errors = {r["k"]: r["_error"] for r in out.collect()}
     assert errors == {"a": None, "b": "quality: not_null(n), range(x)", "c": "missing id"}
-    assert [r["k"] for r in out.transform(keep_good_records).collect()] == ["a"]
-    assert sorted(r["k"] for r in out.transform(keep_bad_records).collect()) == ["b", "c"]
-    assert "_error" not in out.transform(keep_good_records).columns
+    assert [r["k"] for r in out.transform(keep_valid).collect()] == ["a"]
+    assert sorted(r["k"] for r in out.transform(keep_quarantined).collect()) == ["b", "c"]
+    assert "_error" not in out.transform(keep_valid).columns

@@ -1,0 +1,34 @@
+"""sluiceway.report: the terminal output the CLI and the job runner share."""
+
+from __future__ import annotations
+
+from sluiceway.pipeline import RunReport, TableReport
+from sluiceway.report import print_error, print_summary, print_table_progress
+
+
+def _report() -> RunReport:
+    orders = TableReport("orders", "table", status="written", rows_read=12, rows_written=10)
+    orders.rows_quarantined, orders.seconds, orders.path = 2, 1.25, "/out/orders"
+    orders.partitions = [{"p": "1"}, {"p": "2"}]
+    mart = TableReport("mart", "output", status="unchanged", path="/out/mart")
+    return RunReport("demo", "r1", "2026-01-01T00:00:00Z", "succeeded", 3.0, tables=[orders, mart])
+
+
+def test_summary_is_one_aligned_line_per_dataset_then_the_totals(capsys):
+    print_summary(_report())
+
+    assert capsys.readouterr().out.splitlines() == [
+        "  table   status     read  written  quarantined  partitions  seconds  path",
+        "  orders  written    12    10       2            2           1.2      /out/orders",
+        "  mart    unchanged  0     0        0            0           0.0      /out/mart",
+        "run r1: succeeded, 2 datasets, 10 rows written, 3.0s",
+    ]
+
+
+def test_progress_goes_to_stdout_and_the_error_line_to_stderr(capsys):
+    print_table_progress(_report().tables[0])
+    print_error("x.toml: tables.orders: boom")
+
+    out, err = capsys.readouterr()
+    assert out == "  orders: written, 10 rows, 2 partitions, 1.2s\n"
+    assert err == "sluiceway: error: x.toml: tables.orders: boom\n"
