@@ -85,11 +85,20 @@ def prepare(raw: DataFrame, spec: StreamSpec) -> DataFrame:
         with_parsed_payload, "data", event_schema(spec), [events.event_id, events.event_time]
     )
     # A bad record has no trustworthy event id; it is keyed by its place in the stream.
-    key = F.when(
-        F.col(ERROR_COLUMN).isNull(),
-        F.concat(F.lit("e:"), F.col(events.event_id).cast("string")),
-    ).otherwise(
-        F.concat_ws(":", F.lit("r"), F.col("stream"), F.col("shard_id"), F.col("sequence_number"))
+    # One without a sequence number has no place (a capture line that is not JSON reads as
+    # all NULL): it gets a key of its own, so it is never taken for a repeat of another.
+    key = (
+        F.when(
+            F.col(ERROR_COLUMN).isNull(),
+            F.concat(F.lit("e:"), F.col(events.event_id).cast("string")),
+        )
+        .when(
+            F.col("sequence_number").isNotNull(),
+            F.concat_ws(
+                ":", F.lit("r"), F.col("stream"), F.col("shard_id"), F.col("sequence_number")
+            ),
+        )
+        .otherwise(F.concat(F.lit("u:"), F.expr("uuid()")))
     )
     keyed = parsed.withColumns({_DEDUPE_KEY: key, _INGESTED: F.current_timestamp()})
     if events.dedupe_minutes == 0:
@@ -233,7 +242,7 @@ def query_error(report: StreamReport, exc: BaseException, where: str) -> Sluicew
     if report.raised is not None:
         return report.raised
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return SourceError(f"{where}: streaming query failed: {lines[0] if lines else exc}")
+    return SourceError(f"streaming query failed: {lines[0] if lines else exc}", where=where)
 
 
 class StopSignal:

@@ -10,9 +10,9 @@ from pyspark.errors import StreamingQueryException
 
 from sluiceway import streaming
 from sluiceway.demo.events import EVENT_SCHEMA, sample_records, write_capture
-from sluiceway.errors import TransformError
+from sluiceway.errors import SluicewayError, TransformError
 from sluiceway.runtimes.glue import glue_context
-from sluiceway.runtimes.job import run_stream_job
+from sluiceway.runtimes.job import parse_flag, run_batch_job, run_stream_job
 from sluiceway.stream_spec import load_stream_spec
 
 
@@ -86,3 +86,22 @@ def test_an_error_a_micro_batch_raises_is_re_raised_as_is(spark, tmp_path):
     )
     assert "nope" in str(raised.value)
     assert isinstance(raised.value.__cause__, StreamingQueryException)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("False", False), (True, True)])
+def test_parse_flag_accepts_glue_strings_and_booleans(value, expected):
+    assert parse_flag(value, "full_refresh") is expected
+
+
+def test_parse_flag_rejects_anything_else():
+    with pytest.raises(SluicewayError, match="job argument full_refresh: expected true or false"):
+        parse_flag("yes", "full_refresh")
+
+
+def test_run_batch_job_reports_a_bad_spec_as_one_line_and_status_1(spark, tmp_path, capsys):
+    status = run_batch_job(spark, str(tmp_path / "missing.toml"))
+    out, err = capsys.readouterr()
+    assert status == 1 and out == ""
+    assert err.splitlines() == [
+        f"sluiceway: error: {tmp_path / 'missing.toml'}: cannot read spec: No such file or directory"
+    ]

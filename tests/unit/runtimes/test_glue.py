@@ -1,10 +1,9 @@
-"""runtimes.glue stand-ins and runtimes.job's argument handling, on the test session."""
+"""runtimes.glue: the stand-ins for awsglue's GlueContext and Job, on the test session."""
 
 from __future__ import annotations
 
 import pytest
 
-from sluiceway.errors import SluicewayError
 from sluiceway.runtimes.glue import (
     LocalGlueContext,
     LocalJob,
@@ -12,7 +11,6 @@ from sluiceway.runtimes.glue import (
     glue_job,
     glue_jvm_available,
 )
-from sluiceway.runtimes.job import parse_flag, run_batch_job
 
 
 def test_without_glue_jvm_classes_the_stand_ins_wrap_the_running_session(spark):
@@ -37,22 +35,3 @@ def test_local_job_commit_needs_init_like_glues():
     job.init("nightly", {"spec": "s3://b/k.toml"})
     job.commit()
     assert job.committed and job.job_name == "nightly"
-
-
-@pytest.mark.parametrize(("value", "expected"), [("true", True), ("False", False), (True, True)])
-def test_parse_flag_accepts_glue_strings_and_booleans(value, expected):
-    assert parse_flag(value, "full_refresh") is expected
-
-
-def test_parse_flag_rejects_anything_else():
-    with pytest.raises(SluicewayError, match="job argument full_refresh: expected true or false"):
-        parse_flag("yes", "full_refresh")
-
-
-def test_run_batch_job_reports_a_bad_spec_as_one_line_and_status_1(spark, tmp_path, capsys):
-    status = run_batch_job(spark, str(tmp_path / "missing.toml"))
-    out, err = capsys.readouterr()
-    assert status == 1 and out == ""
-    assert err.splitlines() == [
-        f"sluiceway: error: {tmp_path / 'missing.toml'}: cannot read spec: No such file or directory"
-    ]

@@ -15,7 +15,7 @@ from sluiceway import __version__
 from sluiceway.deploy.package import PYFILES, WHEEL, build_artifacts, load_artifacts
 from sluiceway.errors import DeployError, SpecError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEMO_SPEC = ROOT / "pipelines" / "tpch_demo.toml"
 
 

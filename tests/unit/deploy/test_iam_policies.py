@@ -14,7 +14,7 @@ from sluiceway.deploy.emr import EmrSubmitOptions, driver_log_uri, start_job_run
 from sluiceway.deploy.glue import GlueJobOptions, job_definition
 from sluiceway.deploy.package import build_artifacts
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 POLICIES = ROOT / "docs" / "iam"
 VALUES = {
     "ArtifactsBucket": "acme-artifacts",

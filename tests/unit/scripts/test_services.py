@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "services.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "services.py"
 
 
 def _load_script() -> Any:
