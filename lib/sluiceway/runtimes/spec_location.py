@@ -6,17 +6,13 @@ memory and parsed under its URI, so every error names the URI, not a temporary f
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
-from typing import TypeVar
 
 from sluiceway import aws
 from sluiceway.errors import SpecError
-from sluiceway.spec import PipelineSpec, load_spec, parse_spec
-from sluiceway.stream_spec import StreamSpec, load_stream_spec, parse_stream_spec
-
-_Spec = TypeVar("_Spec", PipelineSpec, StreamSpec)
+from sluiceway.spec import PipelineSpec, parse_spec
+from sluiceway.spec_reader import read_spec_file
+from sluiceway.stream_spec import StreamSpec, parse_stream_spec
 
 
 def local_spec_path(location: str) -> str:
@@ -52,25 +48,25 @@ def read_s3_spec_text(uri: str) -> str:
         raise SpecError(f"{uri}: spec is not UTF-8 text") from exc
 
 
-def _read(location: str, load: Callable[[str], _Spec], parse: Callable[[str, str], _Spec]) -> _Spec:
+def _spec_text(location: str) -> tuple[str, str]:
+    """The spec's text and the name its errors give: the S3 URI, or the local file."""
     if aws.is_s3_uri(location):
-        return parse(read_s3_spec_text(location), location)
-    return load(local_spec_path(location))
+        return read_s3_spec_text(location), location
+    path = local_spec_path(location)
+    return read_spec_file(path), path
 
 
 def read_spec_location(
     location: str, output_root: str | None = None, state_location: str | None = None
 ) -> PipelineSpec:
     """The pipeline spec at a local path, a shipped file or an s3:// URI."""
-    load = partial(load_spec, output_root=output_root, state_location=state_location)
-    parse = partial(parse_spec, output_root=output_root, state_location=state_location)
-    return _read(location, load, parse)
+    text, source = _spec_text(location)
+    return parse_spec(text, source, output_root=output_root, state_location=state_location)
 
 
 def read_stream_spec_location(
     location: str, output_root: str | None = None, checkpoint: str | None = None
 ) -> StreamSpec:
     """The stream spec at a local path, a shipped file or an s3:// URI."""
-    load = partial(load_stream_spec, output_root=output_root, checkpoint=checkpoint)
-    parse = partial(parse_stream_spec, output_root=output_root, checkpoint=checkpoint)
-    return _read(location, load, parse)
+    text, source = _spec_text(location)
+    return parse_stream_spec(text, source, output_root=output_root, checkpoint=checkpoint)
