@@ -46,12 +46,15 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return parts.netloc, parts.path.strip("/")
 
 
-def client(service: str) -> Any:
-    """A boto3 client configured from the environment, with bounded retries."""
+def client(service: str, *, region: str | None = None, endpoint: str | None = None) -> Any:
+    """A boto3 client configured from the environment, with bounded retries; `region` and
+    `endpoint` override the environment's (a Kinesis source's options on an executor)."""
     import boto3
     from botocore.config import Config
 
-    return boto3.session.Session().client(service, config=Config(**_CONFIG))
+    return boto3.session.Session().client(
+        service, region_name=region, endpoint_url=endpoint or None, config=Config(**_CONFIG)
+    )
 
 
 def error_code(exc: BaseException) -> str:

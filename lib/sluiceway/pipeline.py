@@ -46,6 +46,7 @@ from sluiceway.sources.credentials import Credentials, resolve_credentials
 from sluiceway.spec import Load, OutputSpec, PipelineSpec, TableSpec, WriteMode, join_path
 from sluiceway.spec_check import check
 from sluiceway.state import RunLock, StateStore, acquire_run_lock, open_state_store
+from sluiceway.transforms.quality import FAILURES_COLUMN
 
 log = logging.getLogger(__name__)
 
@@ -425,7 +426,7 @@ def _write_table(ctx: RunContext, table: TableSpec, batch: _Written, item: Table
     built = batch.built.observe(
         counts,
         F.count(F.lit(1)).alias("rows"),
-        F.sum(F.when(F.size("_dq_failures") > 0, 1).otherwise(0)).alias("bad"),
+        F.sum(F.when(F.size(FAILURES_COLUMN) > 0, 1).otherwise(0)).alias("bad"),
     )
     cached = bool(table.quality)
     if cached:

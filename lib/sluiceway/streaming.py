@@ -192,7 +192,7 @@ def process_batch(
     if done is not None:
         # Spark replays a batch it did not mark done; its rows are in already. The plan
         # still runs so the dedupe state of this batch id is written.
-        batch.write.format("noop").mode("overwrite").save()
+        sink.drain(batch)
         return done
     started = time.monotonic()
     processed_at = datetime.now(UTC)
@@ -465,7 +465,7 @@ def run_spec(
             f"streaming data sources); this is Spark {spark.version}. On EMR use the "
             "aws-kinesis connector (jobs/emr_stream.py), on Glue jobs/glue_stream.py"
         )
-    from sluiceway.sources.kinesis_datasource import FORMAT, register
+    from sluiceway.sources.kinesis_datasource import read_stream
 
     bounded = mode == "available_now"
     # Spark 4.0/4.1 give Python sources no AvailableNow hook that respects a per-batch
@@ -475,7 +475,6 @@ def run_spec(
     until = int(time.time() * 1000) + ARRIVAL_SKEW_MS if bounded else None
     opts = kinesis_options(spec, until_ms=until)
     kinesis.check_stream(opts)
-    register(spark)
-    raw = spark.readStream.format(FORMAT).options(**opts.to_options()).load()
+    raw = read_stream(spark, opts)
     trigger = {"processingTime": "0 seconds"} if bounded else interval
     return run(spark, spec, raw, trigger=trigger, until_idle=bounded, stop=stop, on_batch=on_batch)

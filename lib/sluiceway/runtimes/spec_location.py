@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sluiceway import aws
-from sluiceway.errors import SpecError
+from sluiceway.sources.spec_object import read_s3_spec_text
 from sluiceway.spec import PipelineSpec, parse_spec
 from sluiceway.spec_reader import read_spec_file
 from sluiceway.stream_spec import StreamSpec, parse_stream_spec
@@ -27,25 +27,6 @@ def local_spec_path(location: str) -> str:
     if shipped.is_file():
         return str(shipped)
     return location  # the spec loader reports it missing, naming the path
-
-
-def read_s3_spec_text(uri: str) -> str:
-    """The text of the spec object at an s3:// (or s3a://) URI."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    bucket, _, key = uri.split("://", 1)[1].partition("/")
-    if not bucket or not key:
-        raise SpecError(f"{uri}: not an s3://bucket/key URI")
-    try:
-        body = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as exc:
-        raise SpecError(f"{uri}: cannot read spec: {aws.error_code(exc)}") from exc
-    except BotoCoreError as exc:
-        raise SpecError(f"{uri}: cannot read spec: {exc}") from exc
-    try:
-        return str(body.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"{uri}: spec is not UTF-8 text") from exc
 
 
 def _spec_text(location: str) -> tuple[str, str]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
+from sluiceway import aws
 from sluiceway.errors import SpecError
 from sluiceway.sinks.jdbc import LoadResult, write_jdbc
 from sluiceway.sinks.redshift import DRIVER, DataApiRunner, write_redshift
@@ -76,10 +77,8 @@ def write_load(
         conn = connections[load.connection]
         runner = redshift_jdbc_runner(spark, conn, credentials[load.connection])
     else:
-        import boto3
-
         runner = DataApiRunner(
-            data_api_client or boto3.client("redshift-data"),
+            data_api_client or aws.client("redshift-data"),
             database=load.database or "",
             cluster_identifier=load.cluster_identifier,
             workgroup_name=load.workgroup_name,

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sluiceway import aws
 from sluiceway.errors import CredentialsError, SourceError
 
 log = logging.getLogger(__name__)
@@ -106,19 +107,9 @@ class KinesisOptions:
 
 
 def make_client(opts: KinesisOptions) -> Any:
-    """A boto3 Kinesis client; credentials come from boto3's default chain, never options."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        connect_timeout=5,
-        read_timeout=30,
-        # Throttling is retried here with backoff; botocore only retries transport errors.
-        retries={"max_attempts": 3, "mode": "standard"},
-    )
-    return boto3.client(
-        "kinesis", region_name=opts.region, endpoint_url=opts.endpoint or None, config=config
-    )
+    """A boto3 Kinesis client; credentials come from boto3's default chain, never options.
+    Throttling is retried with backoff (standard mode), a few times: see `aws.client`."""
+    return aws.client("kinesis", region=opts.region, endpoint=opts.endpoint)
 
 
 def _error_code(exc: BaseException) -> str:

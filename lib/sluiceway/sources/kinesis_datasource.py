@@ -160,3 +160,9 @@ class KinesisStreamReader(DataSourceStreamReader):
 def register(spark: Any) -> None:
     """Make `format("sluiceway-kinesis")` available in this session."""
     spark.dataSource.register(KinesisDataSource)
+
+
+def read_stream(spark: Any, opts: KinesisOptions) -> Any:
+    """The stream of records `opts` names, as a streaming DataFrame (Spark >= 4.0)."""
+    register(spark)
+    return spark.readStream.format(FORMAT).options(**opts.to_options()).load()
