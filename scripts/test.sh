@@ -24,14 +24,17 @@ echo "==> lint and types"
     mypy
 ) || failed+=("lint")
 
+# Tests marked spark_free cannot depend on the Spark line: they run with the first line only.
+only_spark=()
 for line in "${lines[@]}"; do
-  echo "==> tests on PySpark $line"
+  echo "==> tests on PySpark $line${only_spark:+ (spark_free tests ran on ${lines[0]})}"
   (
     export SLUICEWAY_SPARK="$line"
     source scripts/env.sh
     source .run/services.env
-    pytest -p no:cacheprovider tests "$@"
+    pytest -p no:cacheprovider --durations=25 "${only_spark[@]}" tests "$@"
   ) || failed+=("PySpark $line")
+  only_spark=(-m "not spark_free")
 done
 
 if [ ${#failed[@]} -gt 0 ]; then

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from .dbs import Db, mysql, pg
+from .tpch import ROOT, SCALE
 
 HERE = Path(__file__).resolve().parent
 START_HINT = "start the local servers with `python3 scripts/services.py start`"
@@ -83,3 +84,19 @@ def s3_bucket(s3_client) -> str:
     name = f"sluiceway-it-{uuid.uuid4().hex[:12]}"
     s3_client.create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture
+def tpch_schema(pg_conn_info):
+    """The demo's TPC-H tables (scale 0.01) in a schema of their own: (conninfo, schema)."""
+    import psycopg
+    from psycopg import sql
+
+    from sluiceway.demo.tpch_db import load
+
+    schema = f"tpch_{uuid.uuid4().hex[:8]}"
+    conninfo = pg_conn_info.libpq_conninfo("tpch")
+    load(conninfo, SCALE, ROOT / ".cache" / "tpch", schema=schema)
+    yield conninfo, schema
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))

@@ -19,7 +19,7 @@ import boto3
 from sluiceway.state.s3 import S3StateStore
 
 from .s3 import download, partition_dirs
-from .test_demo_pipeline import REVENUE_SQL, ROOT, _query, tpch_schema  # noqa: F401
+from .tpch import demo_spec, query, revenue_by_nation
 
 ORDER_COLUMNS = ("o_orderkey", "o_custkey", "o_orderstatus", "o_totalprice", "o_orderdate")
 LINE_COLUMNS = ("l_orderkey", "l_linenumber", "l_quantity", "l_extendedprice", "l_shipdate")
@@ -45,7 +45,7 @@ def _run(spec: Path, output: str, password: str, *extra: str) -> None:
 
 
 def _expected_layout(conninfo: str, schema: str, table: str, column: str, y: str, m: str):
-    rows = _query(
+    rows = query(
         conninfo,
         schema,
         f"SELECT DISTINCT EXTRACT(YEAR FROM {column})::int, EXTRACT(MONTH FROM {column})::int "
@@ -64,20 +64,13 @@ def test_demo_pipeline_on_s3_writes_exactly_the_source_rows_in_the_spec_layout(
     spark,
     tmp_path,
     pg_conn_info,
-    tpch_schema,  # noqa: F811
+    tpch_schema,
     s3_client,
     s3_bucket,
 ):
     conninfo, schema = tpch_schema
     database = f"tpch_it_{uuid.uuid4().hex[:8]}"
-    text = (ROOT / "pipelines" / "tpch_demo.toml").read_text()
-    text = (
-        text.replace('table = "public.', f'table = "{schema}.')
-        .replace("port = 25432", f"port = {pg_conn_info.port}")
-        .replace('database = "tpch_demo"', f'database = "{database}"')
-    )
-    spec = tmp_path / "tpch_demo.toml"
-    spec.write_text(text)
+    spec = demo_spec(tmp_path, schema, pg_conn_info.port, glue_database=database)
     output = f"s3://{s3_bucket}/tpch_demo"
     _run(spec, output, pg_conn_info.password)
 
@@ -94,21 +87,19 @@ def test_demo_pipeline_on_s3_writes_exactly_the_source_rows_in_the_spec_layout(
         _local_copy(s3_client, s3_bucket, "tpch_demo/silver/orders", tmp_path)
     )
     got = sorted(tuple(r) for r in orders.select(*ORDER_COLUMNS).collect())
-    assert got == sorted(_query(conninfo, schema, f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders"))
+    assert got == sorted(query(conninfo, schema, f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders"))
     lines = spark.read.parquet(
         _local_copy(s3_client, s3_bucket, "tpch_demo/bronze/lineitem", tmp_path)
     )
     got = sorted(tuple(r) for r in lines.select(*LINE_COLUMNS).collect())
-    assert got == sorted(
-        _query(conninfo, schema, f"SELECT {', '.join(LINE_COLUMNS)} FROM lineitem")
-    )
+    assert got == sorted(query(conninfo, schema, f"SELECT {', '.join(LINE_COLUMNS)} FROM lineitem"))
     revenue = spark.read.parquet(
         _local_copy(s3_client, s3_bucket, "tpch_demo/gold/revenue_by_nation_daily", tmp_path)
     )
     by_nation = {
         r[0].rstrip(): r[1] for r in revenue.groupBy("nation_name").sum("revenue").collect()
     }
-    assert by_nation == {n.rstrip(): total for n, total in _query(conninfo, schema, REVENUE_SQL)}
+    assert by_nation == revenue_by_nation(conninfo, schema)
 
     # State and the run report live on S3 too.
     state = S3StateStore(f"{output}/_state")

@@ -1,13 +1,16 @@
-"""The kill-safety harness: the demo pipeline, SIGKILLed at moments spread over its runs,
-ends with exactly the datasets of a clean run.
+"""The demo pipeline, run clean and SIGKILLed at moments spread over its runs.
 
-The demo (small scale) runs in a subprocess with its own process group, armed with
-`SLUICEWAY_KILL_AT` (see `sluiceway.faults`): it dies, with its JVM, at the chosen point.
-Each kill is followed by the next killed run on the same output, then one run to the end.
-Phase 1 is the first (full) run, phase 2 the incremental merge run after `demo mutate`.
-After each phase every dataset and every watermark must equal those of a clean run on the
-same database content: same rows, same values, nothing missing, nothing twice (only the
-per-run audit columns `_run_id` and `_extracted_at` may differ).
+The clean runs are the demo end to end: a full run, then an incremental run after `demo
+mutate`, each checked against the database (row counts, every order's values, revenue per
+nation to the cent, hashed columns, only the change read on the second run).
+
+The killed runs: the demo (small scale) runs in a subprocess with its own process group,
+armed with `SLUICEWAY_KILL_AT` (see `sluiceway.faults`): it dies, with its JVM, at the
+chosen point. Each kill is followed by the next killed run on the same output, then one run
+to the end. Phase 1 is the first (full) run, phase 2 the incremental merge run. After each
+phase every dataset and every watermark must equal those of the clean run on the same
+database content: same rows, same values, nothing missing, nothing twice (only the per-run
+audit columns `_run_id` and `_extracted_at` may differ).
 
 Catalog publishing is not in the chain: the output is local, where the pipeline keeps no
 Glue table (tests/integration/test_catalog.py covers a failed publish being redone).
@@ -21,20 +24,17 @@ import re
 import signal
 import subprocess
 import sys
-import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-import psycopg
 import pyspark
-import pytest
-from psycopg import sql
 
-from sluiceway.demo.tpch_db import load, mutate
+from sluiceway.demo.tpch_db import MutationSummary, mutate
 from sluiceway.faults import ENV as KILL_AT
 
-ROOT = Path(__file__).resolve().parents[2]
-SCALE = 0.01
+from .tpch import demo_spec, query, revenue_by_nation
+
 DATASETS = {
     "nation": "silver/nation",
     "customer": "silver/customer",
@@ -78,26 +78,6 @@ FULL_RUN = [kill for kill in FULL_RUN if (kill[0] in _ON_3_5) == _SPARK_3]
 INCREMENTAL_RUN = [kill for kill in INCREMENTAL_RUN if (kill[0] in _ON_3_5) == _SPARK_3]
 
 
-@pytest.fixture
-def tpch(pg_conn_info):
-    schema = f"kill_{uuid.uuid4().hex[:8]}"
-    conninfo = pg_conn_info.libpq_conninfo("tpch")
-    load(conninfo, SCALE, ROOT / ".cache" / "tpch", schema=schema)
-    yield conninfo, schema
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-
-
-def _spec(tmp_path: Path, schema: str, port: int) -> Path:
-    text = (ROOT / "pipelines" / "tpch_demo.toml").read_text()
-    text = text.replace('table = "public.', f'table = "{schema}.').replace(
-        "port = 25432", f"port = {port}"
-    )
-    spec = tmp_path / "tpch_demo.toml"
-    spec.write_text(text)
-    return spec
-
-
 def _run(spec: Path, out: Path, password: str, kill_at: str | None = None):
     env = {
         **os.environ,
@@ -119,10 +99,14 @@ def _run(spec: Path, out: Path, password: str, kill_at: str | None = None):
     )
 
 
-def _completed(spec: Path, out: Path, password: str) -> None:
+def _completed(spec: Path, out: Path, password: str) -> dict[str, Any]:
+    """Run to the end; the run's report."""
     result = _run(spec, out, password)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
-    assert re.search(r"^run \S+: succeeded, 6 datasets", result.stdout, re.M), result.stdout
+    assert re.search(r"^run \S+: succeeded, 6 datasets, \d+ rows written", result.stdout, re.M), (
+        result.stdout
+    )
+    return json.loads((out / "_state" / "tpch_demo" / "runs" / "latest.json").read_text())
 
 
 def _kill_chain(spec: Path, out: Path, password: str, kills: list[tuple[str, str]]) -> None:
@@ -168,19 +152,85 @@ def _assert_same(spark, killed: Path, clean: Path, phase: str) -> None:
     assert not [p for p in (killed / "_staging").rglob("*") if p.is_file()], phase
 
 
-def test_demo_killed_at_every_phase_ends_as_a_clean_run(spark, tmp_path, pg_conn_info, tpch):
-    conninfo, schema = tpch
-    spec = _spec(tmp_path, schema, pg_conn_info.port)
+def _revenue(spark, out: Path) -> dict[str, object]:
+    df = spark.read.parquet(str(out / "gold" / "revenue_by_nation_daily"))
+    return {r[0].rstrip(): r[1] for r in df.groupBy("nation_name").sum("revenue").collect()}
+
+
+def _orders(spark, out: Path) -> list[tuple]:
+    columns = ("o_orderkey", "o_orderstatus", "o_totalprice")
+    return sorted(
+        tuple(r)
+        for r in spark.read.parquet(str(out / "silver" / "orders")).select(*columns).collect()
+    )
+
+
+def _check_full_run(spark, out: Path, report: dict[str, Any], conninfo: str, schema: str) -> None:
+    """The demo's first run: every source row landed, in the spec's layout, exact values."""
+    by_name = {t["name"]: t for t in report["tables"]}
+    ((orders, lines),) = query(
+        conninfo, schema, "SELECT (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM lineitem)"
+    )
+    assert by_name["orders"]["rows_written"] == orders
+    assert by_name["lineitem"]["rows_written"] == lines
+    assert by_name["order_lines"]["rows_written"] == lines
+    years = {p["order_year"] for p in by_name["orders"]["partitions"]}
+    assert years == {str(year) for year in range(1992, 1999)}  # as in the directory names
+    assert (out / "silver" / "orders" / "order_year=1995" / "order_month=6").is_dir()
+    assert (out / "bronze" / "lineitem" / "ship_year=1995").is_dir()
+    assert _revenue(spark, out) == revenue_by_nation(conninfo, schema)  # exact decimals
+    hashed = (
+        spark.read.parquet(str(out / "silver" / "customer")).select("c_name", "c_phone").first()
+    )
+    assert all(re.fullmatch(r"[0-9a-f]{64}", value) for value in hashed), hashed
+
+
+def _check_incremental_run(
+    spark,
+    out: Path,
+    first: dict[str, Any],
+    second: dict[str, Any],
+    change: MutationSummary,
+    conninfo: str,
+    schema: str,
+) -> None:
+    """The demo's second run read only the change (and the overlap window) and merged it."""
+    orders = {t["name"]: t for t in second["tables"]}["orders"]
+    watermark = {t["name"]: t for t in first["tables"]}["orders"]["watermark_after"]["value"]
+    ((in_window,),) = query(
+        conninfo,
+        schema,
+        f"SELECT COUNT(*) FROM orders WHERE updated_at >= "
+        f"TIMESTAMPTZ '{watermark}+00' - INTERVAL '10 minutes'",
+    )
+    changed = len(change.new_order_keys) + len(change.updated_order_keys)
+    assert orders["mode"] == "incremental"
+    assert orders["rows_read"] == in_window
+    assert changed <= in_window <= changed + 11  # loaded rows are one minute apart
+    want = sorted(
+        query(conninfo, schema, "SELECT o_orderkey, o_orderstatus, o_totalprice FROM orders")
+    )
+    assert _orders(spark, out) == want
+    assert _revenue(spark, out) == revenue_by_nation(conninfo, schema)
+
+
+def test_demo_runs_exactly_and_killed_at_every_phase_ends_as_a_clean_run(
+    spark, tmp_path, pg_conn_info, tpch_schema
+):
+    conninfo, schema = tpch_schema
+    spec = demo_spec(tmp_path, schema, pg_conn_info.port)
     password = pg_conn_info.password
     clean, killed = tmp_path / "clean", tmp_path / "killed"
 
-    _completed(spec, clean, password)
+    first = _completed(spec, clean, password)
+    _check_full_run(spark, clean, first, conninfo, schema)
     _kill_chain(spec, killed, password, FULL_RUN)
     _assert_same(spark, killed, clean, "full run")
 
-    mutate(conninfo, new_orders=20, updated_orders=30, seed=11, schema=schema)
+    change = mutate(conninfo, new_orders=20, updated_orders=30, seed=11, schema=schema)
     _kill_chain(spec, killed, password, INCREMENTAL_RUN)
-    _completed(spec, clean, password)
+    second = _completed(spec, clean, password)
+    _check_incremental_run(spark, clean, first, second, change, conninfo, schema)
     _assert_same(spark, killed, clean, "incremental run")
 
     tried = len(FULL_RUN) + len(INCREMENTAL_RUN)

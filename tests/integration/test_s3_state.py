@@ -14,6 +14,8 @@ import pytest
 from sluiceway.errors import StateError
 from sluiceway.state.s3 import S3StateStore
 
+pytestmark = pytest.mark.spark_free  # no Spark: scripts/test.sh runs it on one line only
+
 KEY = "p/tables/orders.json"
 # The writer commits watermark n+1, n+2, ... and prints each n once its PUT returned.
 # The padding makes each object a few hundred KB, so kills also land inside the upload.

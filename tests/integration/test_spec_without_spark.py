@@ -17,6 +17,8 @@ import pytest
 
 from sluiceway.deploy.package import build_artifacts
 
+pytestmark = pytest.mark.spark_free  # no Spark: scripts/test.sh runs it on one line only
+
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_SPEC = ROOT / "pipelines" / "tpch_demo.toml"
 STREAM_SPEC = ROOT / "pipelines" / "clickstream.toml"

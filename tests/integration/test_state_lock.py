@@ -29,6 +29,8 @@ HOLDER = """
 import logging, sys
 from sluiceway.state.s3 import S3StateStore
 
+pytestmark = pytest.mark.spark_free  # no Spark: scripts/test.sh runs it on one line only
+
 logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 lock = S3StateStore(sys.argv[1]).lock("p", sys.argv[2], lease_s=float(sys.argv[3]))
 print("locked", flush=True)

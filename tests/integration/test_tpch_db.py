@@ -15,6 +15,8 @@ from psycopg import sql
 from sluiceway.demo.tpch_db import LOADED_AT, generate, load, mutate
 from sluiceway.errors import SluicewayError
 
+pytestmark = pytest.mark.spark_free  # no Spark: scripts/test.sh runs it on one line only
+
 SCALE = 0.01
 TABLES = ("region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem")
 

@@ -3,9 +3,8 @@
 One job, fed by capture files (any Spark line), is SIGKILLed at a chosen point of the
 batch sink (`sluiceway.faults`, points listed in `sinks/batch_parquet.py`), restarted on
 its checkpoint and killed at the next point, then run to completion. Its datasets must
-equal, row for row, those of a clean run of the same input in another directory. The
-chain keeps the cost at six Spark start-ups: four killed runs, the finishing run, the
-clean run.
+equal, row for row, those of a clean run of the same input in another directory. Each
+Spark line runs part of the chain (see KILLS), so neither pays for all four kills.
 """
 
 from __future__ import annotations
@@ -22,6 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pyspark
 
 from sluiceway.demo.events import SampleRecord, sample_records, write_capture
 from sluiceway.faults import ENV as KILL_AT
@@ -81,12 +82,21 @@ class Kill:
     state: Callable[[Path, Path], None]  # checks what the kill left on disk
 
 
-KILLS = (
-    Kill("stream-move:1", 2, _killed_mid_moves),  # the second batch, after two of its moves
-    Kill("stream-planned:2", 1, _killed_after_plan),  # a compacting batch, nothing moved yet
-    Kill("stream-staged:3", 1, _killed_after_staging),  # staged, no plan: recomputed
-    Kill("stream-committed:4", 1, _killed_before_spark_commit),  # the sink's commit, not Spark's
-)
+MID_MOVES = Kill("stream-move:1", 2, _killed_mid_moves)  # the second batch, after two moves
+AFTER_PLAN = Kill("stream-planned:2", 1, _killed_after_plan)  # a compacting batch, none moved
+AFTER_STAGING = Kill("stream-staged:3", 1, _killed_after_staging)  # staged, no plan: recomputed
+BEFORE_SPARK_COMMIT = Kill(
+    "stream-committed:4", 1, _killed_before_spark_commit
+)  # ours, not Spark's
+
+# Each Spark start-up costs ~25 s, so the lines share the points and CI, which runs both,
+# tries each: a killed run restarts from the checkpoint the kill before it left, so a chain
+# may skip points. Both end on the sink's commit, which the final run must replay as a no-op.
+# The kill points and the recovery are the project's Python, the same on both lines.
+if pyspark.__version__.startswith("3."):
+    KILLS = (MID_MOVES, BEFORE_SPARK_COMMIT)
+else:
+    KILLS = (AFTER_PLAN, AFTER_STAGING, BEFORE_SPARK_COMMIT)
 
 
 def _records() -> list[SampleRecord]:
