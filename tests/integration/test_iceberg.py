@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sluiceway import pipeline
-from sluiceway.errors import SpecError
+from sluiceway.errors import SluicewayError, SpecError
 from sluiceway.sinks.dataset import Batch
 from sluiceway.sinks.iceberg import RUN_ID_PROPERTY, WATERMARK_PROPERTY, IcebergDataset
 from sluiceway.spec import IcebergCatalog, IcebergSink, PartitionField, load_spec
@@ -329,3 +330,64 @@ def test_jdbc_catalog_on_postgresql_keeps_the_table_and_its_watermark(
         )
     finally:
         db.execute(f"DELETE FROM iceberg_tables WHERE catalog_name = '{name}'")
+
+
+def grp_totals(ice_fail: DataFrame) -> DataFrame:
+    """An output builder: rows per grp."""
+    return ice_fail.groupBy("grp").agg(F.count(F.lit(1)).alias("n")).select("grp", "n")
+
+
+def test_a_run_failing_after_the_iceberg_commit_keeps_the_watermark_it_committed(
+    spark, tmp_path, pg_conn_info, monkeypatch
+):
+    db = pg_conn_info
+    _create_source(db, "ice_fail")
+    output = """
+[outputs.totals]
+builder = "tests.integration.test_iceberg:grp_totals"
+inputs = ["ice_fail"]
+sink = { format = "iceberg" }
+"""
+    spec = load_spec(
+        write_spec(
+            tmp_path,
+            db,
+            """
+[tables.ice_fail]
+table = "ice_fail"
+primary_key = ["id"]
+incremental_column = "updated_at"
+sink = { format = "iceberg" }
+"""
+            + output,
+            name="ice",
+        )
+    )
+    real_commit = pipeline._commit
+
+    def failing_commit(ctx, key, name, **state):
+        if name == "ice_fail":
+            raise SluicewayError("state store unreachable")
+        real_commit(ctx, key, name, **state)
+
+    monkeypatch.setattr(pipeline, "_commit", failing_commit)
+    with pytest.raises(SluicewayError, match="state store unreachable"):
+        pipeline.run(spark, spec, run_id="failed-1")
+    monkeypatch.setattr(pipeline, "_commit", real_commit)
+    # The data landed with its watermark; the state store has none.
+    assert not (tmp_path / "out" / "_state" / "ice" / "tables" / "ice_fail.json").exists()
+    landed = _summaries(spark, "lake.ice.ice_fail")[-1]
+    assert landed[RUN_ID_PROPERTY] == "failed-1"
+
+    db.execute(
+        "UPDATE ice_fail SET grp = 'a', updated_at = TIMESTAMPTZ '2024-01-04 00:00:00+00' "
+        "WHERE id = 2"
+    )
+    table, totals = pipeline.run(spark, spec, run_id="ok-2").tables
+    assert table.mode == "incremental"
+    assert table.watermark_before == json.loads(landed[WATERMARK_PROPERTY])
+    assert totals.status == "written"
+    assert _table_rows(spark, "lake.ice.ice_fail") == _db_rows(db, "ice_fail")
+    expected = sorted(db.query("SELECT grp, count(*) FROM ice_fail GROUP BY grp"))
+    assert sorted(tuple(r) for r in spark.table("lake.ice.totals").collect()) == expected
+    assert _summaries(spark, "lake.ice.totals")[-1][RUN_ID_PROPERTY] == "ok-2"

@@ -93,12 +93,12 @@ class _Statement:
 
     def __init__(self, write: Callable[[], None]) -> None:
         self.write = write
-        self.error: BaseException | None = None
+        self.error: Exception | None = None
 
     def call(self) -> None:
         try:
             self.write()
-        except BaseException as exc:  # handed back to the caller after the JVM returns
+        except Exception as exc:  # re-raised as is on the Python side, after the JVM call
             self.error = exc
             raise
         return None
