@@ -102,7 +102,7 @@ def _cmd_jars_classpath(args: argparse.Namespace) -> int:
 
     from sluiceway import jars
 
-    print(os.pathsep.join(str(p) for p in jars.s3a_jar_paths()))
+    print(os.pathsep.join(str(p) for p in (*jars.s3a_jar_paths(), *jars.iceberg_jar_paths())))
     return 0
 
 

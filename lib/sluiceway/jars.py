@@ -9,6 +9,9 @@ The S3A connector (`hadoop-aws` and the AWS SDK it was built against) is for loc
 only: Glue and EMR bring their own S3 connector, and a second one on their classpath
 would clash with it. Its version must equal the Hadoop version inside pyspark, so the set
 is chosen from the `hadoop-client-api` jar the installed pyspark ships.
+
+The Iceberg Spark runtime is built per Spark line (and Scala version), so it is chosen
+from the installed pyspark's version too. It is for local runs: Glue and EMR ship their own.
 """
 
 from __future__ import annotations
@@ -113,6 +116,26 @@ REDSHIFT_JARS: tuple[Jar, ...] = (
 )
 
 
+# Iceberg's Spark runtime per Spark line, at the version the matching platform ships:
+# Glue 5.1 has Iceberg 1.10.0 on Spark 3.5, Glue 6.0 has 1.11.0 on Spark 4.1. The runtime
+# jar bundles its dependencies (JdbcCatalog included; it uses the pinned PostgreSQL driver).
+# When pinning, the SHA-1 published beside each jar was checked too.
+ICEBERG_JARS: dict[str, Jar] = {
+    "3.5": Jar(
+        "org.apache.iceberg",
+        "iceberg-spark-runtime-3.5_2.12",
+        "1.10.0",
+        "70f9471870b2d456167d703c829f098a446b86bb1379eee338c0efa03a341026",
+    ),
+    "4.1": Jar(
+        "org.apache.iceberg",
+        "iceberg-spark-runtime-4.1_2.13",
+        "1.11.0",
+        "d6ea6c5d099288daeb7d5a92061bd3d7d8f296492632b42378e5f2f0e3066242",
+    ),
+}
+
+
 def cache_dir() -> Path:
     """Where fetched jars live: $SLUICEWAY_CACHE/jars, else ~/.cache/sluiceway/jars."""
     root = os.environ.get("SLUICEWAY_CACHE") or Path.home() / ".cache" / "sluiceway"
@@ -146,6 +169,30 @@ def s3a_jars(hadoop_version: str | None = None) -> tuple[Jar, ...]:
             f"no S3A jars pinned for Hadoop {version} (pinned: {', '.join(S3A_JARS)}); "
             "add hadoop-aws of that version and its AWS SDK to S3A_JARS in jars.py"
         ) from None
+
+
+def pyspark_line() -> str:
+    """The installed pyspark's major.minor version (the Spark line), e.g. "3.5"."""
+    import pyspark  # only needed locally, never on the cluster
+
+    return ".".join(pyspark.__version__.split(".")[:2])
+
+
+def iceberg_jar(spark_line: str | None = None) -> Jar:
+    """The Iceberg Spark runtime for `spark_line` (default: the installed pyspark's)."""
+    line = spark_line or pyspark_line()
+    try:
+        return ICEBERG_JARS[line]
+    except KeyError:
+        raise SluicewayError(
+            f"no Iceberg runtime pinned for Spark {line} (pinned: {', '.join(ICEBERG_JARS)}); "
+            "add iceberg-spark-runtime for that line to ICEBERG_JARS in jars.py"
+        ) from None
+
+
+def iceberg_jar_paths() -> list[Path]:
+    """Path of the cached Iceberg runtime (for the local class path); raises if missing."""
+    return _cached((iceberg_jar(),))
 
 
 def local_jar_paths() -> list[Path]:
@@ -188,11 +235,11 @@ def _ivy_jar() -> Path:
 
 
 def fetch_jars(java: str = "java") -> list[Path]:
-    """Fetch every pinned jar a local run needs (JDBC and S3A) not yet cached, verify its
-    checksum, return all paths."""
+    """Fetch every pinned jar a local run needs (JDBC, S3A, Iceberg) not yet cached, verify
+    its checksum, return all paths."""
     target = cache_dir()
     target.mkdir(parents=True, exist_ok=True)
-    for jar in (*required_jars(), *s3a_jars()):
+    for jar in (*required_jars(), *s3a_jars(), iceberg_jar()):
         dest = target / jar.file_name
         if dest.is_file() and _sha256(dest) == jar.sha256:
             continue
@@ -227,4 +274,4 @@ def fetch_jars(java: str = "java") -> list[Path]:
                     f"checksum mismatch for {jar.coordinate}: got {digest}, pinned {jar.sha256}"
                 )
             os.replace(fetched, dest)
-    return [*local_jar_paths(), *s3a_jar_paths()]
+    return [*local_jar_paths(), *s3a_jar_paths(), *iceberg_jar_paths()]

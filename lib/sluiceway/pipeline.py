@@ -39,11 +39,20 @@ from sluiceway.errors import (
     TransformError,
 )
 from sluiceway.sinks.dataset import Batch, ParquetDataset
+from sluiceway.sinks.iceberg import IcebergDataset, watermark_properties
 from sluiceway.sinks.loads import load_connections, write_load
 from sluiceway.sinks.s3 import check_s3_locations
 from sluiceway.sources import jdbc
 from sluiceway.sources.credentials import Credentials, resolve_credentials
-from sluiceway.spec import Load, OutputSpec, PipelineSpec, TableSpec, WriteMode, join_path
+from sluiceway.spec import (
+    IcebergSink,
+    Load,
+    OutputSpec,
+    PipelineSpec,
+    TableSpec,
+    WriteMode,
+    join_path,
+)
 from sluiceway.spec_check import check
 from sluiceway.state import RunLock, StateStore, acquire_run_lock, open_state_store
 from sluiceway.transforms.quality import FAILURES_COLUMN
@@ -147,8 +156,20 @@ def _output_state_key(spec: PipelineSpec, output: str) -> str:
     return f"{spec.name}/outputs/{output}.json"
 
 
-def _version(store: StateStore, spec: PipelineSpec, name: str) -> str | None:
-    """The run that last committed the table or output `name` (None: never committed)."""
+# Where a table or output lands: Parquet files, or an Iceberg table.
+Dataset = ParquetDataset | IcebergDataset
+
+
+def _version(ctx: RunContext, name: str) -> str | None:
+    """The run that last committed the table or output `name` (None: never committed):
+    for an Iceberg table, the run of its newest Sluiceway commit, which lands with the data."""
+    spec, store = ctx.spec, ctx.store
+    item = spec.item(name)
+    if isinstance(item.sink, IcebergSink):
+        dataset = ctx.dataset(item)
+        assert isinstance(dataset, IcebergDataset)
+        committed = dataset.committed()
+        return str(committed["run_id"]) if committed else None
     is_table = any(t.name == name for t in spec.tables)
     key = _table_state_key(spec, name) if is_table else _output_state_key(spec, name)
     state = store.read_json(key)
@@ -189,15 +210,26 @@ class RunContext:
         kind = "tables" if isinstance(item, TableSpec) else "outputs"
         return f"{self.spec.source_file}: {kind}.{item.name}"
 
-    def dataset(self, item: TableSpec | OutputSpec) -> ParquetDataset:
+    def dataset(self, item: TableSpec | OutputSpec) -> Dataset:
         """Where the table or output lands."""
+        table = item if isinstance(item, TableSpec) else None
+        if isinstance(item.sink, IcebergSink):
+            connection = item.sink.catalog.connection
+            return IcebergDataset(
+                self.spark,
+                item.sink,
+                where=self.where(item),
+                primary_key=table.primary_key if table else (),
+                incremental_column=table.incremental_column if table else None,
+                credentials=self.credentials[connection] if connection else None,
+            )
         return ParquetDataset(
             self.spark,
             item.sink.path,
             staging=join_path(self.spec.staging_location, item.name),
             where=self.where(item),
             partition_by=item.partition_by,
-            primary_key=item.primary_key if isinstance(item, TableSpec) else (),
+            primary_key=table.primary_key if table else (),
             compression=item.sink.compression,
             catalog=item.catalog,
         )
@@ -241,9 +273,15 @@ def run(
         used = {t.connection for t in tables}
         items: tuple[TableSpec | OutputSpec, ...] = (*tables, *outputs)
         loads = tuple(load for item in items for load in item.load)
+        # An Iceberg jdbc catalog logs in with its connection's credentials.
+        catalog_connections = {
+            item.sink.catalog.connection
+            for item in items
+            if isinstance(item.sink, IcebergSink) and item.sink.catalog.connection
+        }
         credentials = {
             name: resolve_credentials(spec.connections[name])
-            for name in used | load_connections(loads)
+            for name in used | load_connections(loads) | catalog_connections
         }
         sources = {
             name: jdbc.jdbc_source(spec.connections[name], credentials[name]) for name in used
@@ -334,8 +372,8 @@ def _tracked(ctx: RunContext, item: TableReport) -> Iterator[TableReport]:
 def _run_table(ctx: RunContext, table: TableSpec, source: jdbc.JdbcSource) -> TableReport:
     """plan -> read -> build -> write -> load -> commit, for one table."""
     where = ctx.where(table)
-    watermark = None if ctx.full_refresh else read_watermark(ctx.store, ctx.spec, table.name)
     dataset, quarantine = ctx.dataset(table), ctx.quarantine(table)
+    watermark = None if ctx.full_refresh else _committed_watermark(ctx, table, dataset)
     item = TableReport(
         table.name,
         "table",
@@ -379,6 +417,19 @@ def _run_table(ctx: RunContext, table: TableSpec, source: jdbc.JdbcSource) -> Ta
     return item
 
 
+def _committed_watermark(
+    ctx: RunContext, table: TableSpec, dataset: Dataset
+) -> jdbc.Watermark | None:
+    """Where the next read starts: an Iceberg table's watermark is the one committed with
+    its data (its newest Sluiceway snapshot); a Parquet dataset's is in the state store."""
+    if isinstance(dataset, IcebergDataset):
+        committed = dataset.committed()
+        if not committed or not committed.get("watermark"):
+            return None
+        return jdbc.Watermark.from_json(committed["watermark"])
+    return read_watermark(ctx.store, ctx.spec, table.name)
+
+
 def _commit(ctx: RunContext, key: str, name: str, **state: Any) -> None:
     """Write a table's or output's state: from here on its run counts as done. A run whose
     S3 lock was taken over (its lease ran out) refuses to."""
@@ -415,7 +466,7 @@ class _Written:
 
     built: DataFrame
     plan: jdbc.ReadPlan
-    dataset: ParquetDataset
+    dataset: Dataset
     quarantine: ParquetDataset
 
 
@@ -450,7 +501,9 @@ def _write_valid_and_quarantined(
         overlap = F.col(table.incremental_column) >= F.lit(plan.window_start)
     window = _window_name(plan)
     valid = batch.built.transform(transforms.keep_valid)
-    result = batch.dataset.write(Batch(valid, window, overlap), mode)
+    after = plan.watermark_after.to_json() if plan.watermark_after else None
+    landed = Batch(valid, window, overlap, watermark_properties(ctx.run_id, after))
+    result = batch.dataset.write(landed, mode)
     item.partitions = [dict(p) for p in result.partitions]
     _count_rows(counts, item, batch.dataset.where)
     if item.rows_quarantined:
@@ -490,7 +543,7 @@ def _run_output(ctx: RunContext, output: OutputSpec, rebuild: bool) -> TableRepo
     item = TableReport(output.name, "output", mode="full", path=output.sink.path)
     with _tracked(ctx, item):
         dataset.finish_interrupted()
-        versions = {name: _version(ctx.store, spec, name) for name in output.inputs}
+        versions = {name: _version(ctx, name) for name in output.inputs}
         state = ctx.store.read_json(state_key)
         if (
             not rebuild
@@ -503,7 +556,8 @@ def _run_output(ctx: RunContext, output: OutputSpec, rebuild: bool) -> TableRepo
         inputs = {name: ctx.dataset(spec.item(name)).read() for name in output.inputs}
         counts = Observation()
         built = build_output(output, inputs).observe(counts, F.count(F.lit(1)).alias("rows"))
-        result = dataset.write(Batch(built), output.sink.mode)
+        landed = Batch(built, commit_properties=watermark_properties(ctx.run_id, None))
+        result = dataset.write(landed, output.sink.mode)
         _count_rows(counts, item, dataset.where)
         item.catalog = dataset.published
         item.partitions = [dict(p) for p in result.partitions]
@@ -520,7 +574,7 @@ def _run_output(ctx: RunContext, output: OutputSpec, rebuild: bool) -> TableRepo
 
 
 def _run_loads(
-    ctx: RunContext, loads: tuple[Load, ...], dataset: ParquetDataset, item: TableReport
+    ctx: RunContext, loads: tuple[Load, ...], dataset: Dataset, item: TableReport
 ) -> None:
     """Load what this run wrote to `dataset` into each SQL target.
 

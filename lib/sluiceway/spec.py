@@ -46,6 +46,20 @@ LOAD_MODES: tuple[LoadMode, ...] = get_args(LoadMode)
 Via = Literal["jdbc", "data_api"]  # how a Redshift load reaches the cluster
 REDSHIFT_VIAS: tuple[Via, ...] = get_args(Via)
 COMPRESSIONS = ("snappy", "zstd", "gzip", "lz4", "none", "uncompressed")
+SinkFormat = Literal["parquet", "iceberg"]
+SINK_FORMATS: tuple[SinkFormat, ...] = get_args(SinkFormat)
+IcebergCatalogType = Literal["hadoop", "jdbc"]
+ICEBERG_CATALOG_TYPES: tuple[IcebergCatalogType, ...] = get_args(IcebergCatalogType)
+# How an Iceberg table applies updates and deletes: rewrite the files they touch, or write
+# delete files that readers merge (cheaper writes, costlier reads until compaction).
+IcebergWriteMode = Literal["copy-on-write", "merge-on-read"]
+ICEBERG_WRITE_MODES: tuple[IcebergWriteMode, ...] = get_args(IcebergWriteMode)
+# Iceberg partition transforms a spec may give in `partition_by` besides a plain column.
+PartitionTransform = Literal["identity", "years", "months", "days", "hours", "bucket"]
+_TRANSFORM = re.compile(r"^(years|months|days|hours)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)$")
+_BUCKET = re.compile(r"^bucket\(\s*([0-9]+)\s*,\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)$")
+# The implicit Iceberg catalog when a spec declares none: a warehouse under the output.
+DEFAULT_ICEBERG_CATALOG = "lake"
 # Glue keeps database and table names in lower case; Athena wants them plain.
 _CATALOG_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,254}$")
 
@@ -72,6 +86,77 @@ class ParquetSink:
     mode: WriteMode
     compression: str
     quarantine_path: str
+    format: Literal["parquet"] = "parquet"
+
+
+@dataclass(frozen=True)
+class PartitionField:
+    """One field of an Iceberg partition spec: a column, or a transform of one."""
+
+    transform: PartitionTransform
+    column: str
+    buckets: int | None = None
+
+    def sql(self) -> str:
+        """The field as Spark SQL's PARTITIONED BY clause spells it."""
+        if self.transform == "identity":
+            return f"`{self.column}`"
+        if self.transform == "bucket":
+            return f"bucket({self.buckets}, `{self.column}`)"
+        return f"{self.transform}(`{self.column}`)"
+
+
+@dataclass(frozen=True)
+class IcebergCatalog:
+    """An Iceberg catalog: a warehouse directory (`hadoop`) or a JDBC database (`jdbc`,
+    whose `connection` names a PostgreSQL connection of the spec)."""
+
+    name: str
+    type: IcebergCatalogType
+    warehouse: str
+    connection: str | None = None
+
+
+@dataclass(frozen=True)
+class IcebergSink:
+    """An Iceberg table (`namespace.table`) in one of the spec's catalogs.
+
+    `path` is the table's location under the catalog's warehouse; rejected rows still go
+    to a Parquet quarantine at `quarantine_path`.
+    """
+
+    catalog: IcebergCatalog
+    table: str
+    path: str
+    mode: WriteMode
+    compression: str
+    quarantine_path: str
+    partitioning: tuple[PartitionField, ...] = ()
+    write_mode: IcebergWriteMode = "copy-on-write"
+    target_file_size_bytes: int | None = None
+    format: Literal["iceberg"] = "iceberg"
+
+    @property
+    def identifier(self) -> str:
+        """The table's name in Spark SQL: catalog.namespace.table."""
+        return f"{self.catalog.name}.{self.table}"
+
+    def table_properties(self) -> dict[str, str]:
+        """The Iceberg table properties the spec sets."""
+        props = {
+            "write.parquet.compression-codec": (
+                "uncompressed" if self.compression == "none" else self.compression
+            ),
+            "write.delete.mode": self.write_mode,
+            "write.update.mode": self.write_mode,
+            "write.merge.mode": self.write_mode,
+        }
+        if self.target_file_size_bytes is not None:
+            props["write.target-file-size-bytes"] = str(self.target_file_size_bytes)
+        return props
+
+
+Sink = ParquetSink | IcebergSink
 
 
 @dataclass(frozen=True)
@@ -136,7 +221,7 @@ class TableSpec:
     transforms: tuple[TransformStep, ...]
     partition_by: tuple[str, ...]
     audit: bool
-    sink: ParquetSink
+    sink: Sink
     catalog: CatalogTarget | None = None
     load: tuple[Load, ...] = ()
 
@@ -148,7 +233,7 @@ class OutputSpec:
     inputs: tuple[str, ...]
     params: Mapping[str, Any]
     partition_by: tuple[str, ...]
-    sink: ParquetSink
+    sink: Sink
     catalog: CatalogTarget | None = None
     load: tuple[Load, ...] = ()
 
@@ -164,6 +249,7 @@ class PipelineSpec:
     connections: Mapping[str, Connection]
     tables: tuple[TableSpec, ...]
     outputs: tuple[OutputSpec, ...] = ()
+    catalogs: Mapping[str, IcebergCatalog] = field(default_factory=dict)
 
     def table(self, name: str) -> TableSpec:
         for table in self.tables:
@@ -207,7 +293,9 @@ def parse_spec(
     output_root: str | None = None,
     state_location: str | None = None,
 ) -> PipelineSpec:
-    top, pipe, name = top_reader(text, source, "pipeline", "connections", "tables", "outputs")
+    top, pipe, name = top_reader(
+        text, source, "pipeline", "connections", "catalogs", "tables", "outputs"
+    )
     pipe.only("name", "output", "state", "staging", "hash_salt_env")
     root = output_root or pipe.get("output", str, required=True)
     # Relative state and staging locations live under the output root.
@@ -221,10 +309,12 @@ def parse_spec(
     }
     if not connections:
         conns_reader.fail("", "at least one connection is required")
+    catalogs = _parse_catalogs(top, root, connections)
+    sinks = _SinkContext(name, root, staging, catalogs)
 
     tables_reader = top.child("tables", top.get("tables", dict, required=True))
     tables = tuple(
-        _parse_table(tables_reader.child(key, value), key, root, connections, staging)
+        _parse_table(tables_reader.child(key, value), key, root, connections, staging, sinks)
         for key, value in tables_reader.data.items()
     )
     if not tables:
@@ -238,7 +328,9 @@ def parse_spec(
         if key in known:
             outputs_reader.fail(key, "an output may not share its name with a table")
         outputs.append(
-            _parse_output(outputs_reader.child(key, value), key, root, known, connections, staging)
+            _parse_output(
+                outputs_reader.child(key, value), key, root, known, connections, staging, sinks
+            )
         )
         known.add(key)
 
@@ -256,6 +348,7 @@ def parse_spec(
         connections=connections,
         tables=tables,
         outputs=tuple(outputs),
+        catalogs=catalogs,
     )
 
 
@@ -304,6 +397,47 @@ def _parse_connection(r: Reader, name: str) -> Connection:
     )
 
 
+@dataclass(frozen=True)
+class _SinkContext:
+    """What parsing a sink needs from the rest of the spec."""
+
+    pipeline: str
+    root: str
+    staging: str
+    catalogs: Mapping[str, IcebergCatalog]
+
+
+def _parse_catalogs(
+    top: Reader, root: str, connections: Mapping[str, Connection]
+) -> dict[str, IcebergCatalog]:
+    """`[catalogs.<name>]`: the Iceberg catalogs; none given means one hadoop catalog
+    `lake` with its warehouse at `<output>/warehouse`."""
+    reader = top.child("catalogs", top.get("catalogs", dict, {}))
+    if not reader.data:
+        default = IcebergCatalog(DEFAULT_ICEBERG_CATALOG, "hadoop", join_path(root, "warehouse"))
+        return {default.name: default}
+    catalogs = {}
+    for key, value in reader.data.items():
+        c = reader.child(key, value)
+        if not NAME.match(key) or key.lower() == "spark_catalog":
+            c.fail("", "catalog names must be plain names (letters, digits, _), not spark_catalog")
+        c.only("type", "warehouse", "connection")
+        kind = c.choice("type", ICEBERG_CATALOG_TYPES, "hadoop")
+        warehouse = join_path(root, c.get("warehouse", str, f"warehouse/{key}"))
+        connection = c.get("connection", str)
+        if kind == "jdbc":
+            if connection is None:
+                c.fail("connection", "a jdbc catalog needs a connection (a postgresql one)")
+            if connection not in connections:
+                c.fail("connection", f"unknown connection {connection!r}")
+            if connections[connection].engine != "postgresql":
+                c.fail("connection", f"{connection!r} is not a postgresql connection")
+        elif connection is not None:
+            c.fail("connection", "only a jdbc catalog has a connection")
+        catalogs[key] = IcebergCatalog(key, kind, warehouse, connection)
+    return catalogs
+
+
 def _parse_sink(
     r: Reader,
     default_path: str,
@@ -312,7 +446,7 @@ def _parse_sink(
     default_mode: WriteMode,
     quarantine_default: str,
 ) -> ParquetSink:
-    r.only("kind", "path", "mode", "compression", "quarantine_path")
+    r.only("kind", "format", "path", "mode", "compression", "quarantine_path")
     r.choice("kind", ("parquet",), "parquet")
     return ParquetSink(
         path=join_path(root, r.get("path", str, default_path)),
@@ -320,6 +454,90 @@ def _parse_sink(
         compression=r.choice("compression", COMPRESSIONS, "snappy"),
         quarantine_path=join_path(root, r.get("quarantine_path", str, quarantine_default)),
     )
+
+
+def _parse_any_sink(
+    item: Reader,
+    name: str,
+    kind: str,
+    sinks: _SinkContext,
+    modes: tuple[WriteMode, ...],
+    default_mode: WriteMode,
+) -> Sink:
+    """The `sink` of a table or output: Parquet files, or (`format = "iceberg"`) a table."""
+    r = item.child("sink", item.get("sink", dict, {}))
+    if r.choice("format", SINK_FORMATS, "parquet") == "parquet":
+        return _parse_sink(
+            r, f"{kind}/{name}", sinks.root, modes, default_mode, f"_quarantine/{name}"
+        )
+    r.only(
+        "format",
+        "catalog",
+        "table",
+        "mode",
+        "compression",
+        "write_mode",
+        "target_file_size_mb",
+        "quarantine_path",
+    )
+    if item.get("catalog", dict) is not None:
+        item.fail("catalog", "is for Parquet datasets; an Iceberg table lives in its sink.catalog")
+    if item.get("load", list) is not None:
+        # The watermark commits with the Iceberg data, so a load that failed after that
+        # commit would never be retried.
+        item.fail("load", "is not supported with an Iceberg sink yet")
+    default_catalog = next(iter(sinks.catalogs)) if len(sinks.catalogs) == 1 else None
+    catalog_name = r.get("catalog", str, default_catalog)
+    if catalog_name is None:
+        r.fail("catalog", f"is required with several catalogs ({', '.join(sinks.catalogs)})")
+    if catalog_name not in sinks.catalogs:
+        r.fail("catalog", f"unknown catalog {catalog_name!r} (have: {', '.join(sinks.catalogs)})")
+    catalog = sinks.catalogs[catalog_name]
+    table = r.get("table", str, f"{sinks.pipeline}.{name}")
+    parts = table.split(".")
+    if len(parts) != 2 or not all(NAME.match(part) for part in parts):
+        r.fail("table", f"{table!r} must be namespace.table (plain names)")
+    size_mb = r.get("target_file_size_mb", int)
+    if size_mb is not None and size_mb <= 0:
+        r.fail("target_file_size_mb", f"must be > 0, got {size_mb}")
+    return IcebergSink(
+        catalog=catalog,
+        table=table,
+        path=join_path(catalog.warehouse, "/".join(parts)),
+        mode=r.choice("mode", modes, default_mode),
+        compression=r.choice("compression", COMPRESSIONS, "zstd"),
+        quarantine_path=join_path(sinks.root, r.get("quarantine_path", str, f"_quarantine/{name}")),
+        partitioning=_parse_partitioning(item),
+        write_mode=r.choice("write_mode", ICEBERG_WRITE_MODES, "copy-on-write"),
+        target_file_size_bytes=size_mb * 1024 * 1024 if size_mb is not None else None,
+    )
+
+
+def _parse_partitioning(r: Reader) -> tuple[PartitionField, ...]:
+    """`partition_by` of an Iceberg table: columns, `years|months|days|hours(col)` or
+    `bucket(N, col)`."""
+    fields = []
+    for index, text in enumerate(r.get("partition_by", list, [])):
+        key = f"partition_by[{index}]"
+        if not isinstance(text, str):
+            r.fail(key, "must be a string")
+        if IDENTIFIER.match(text):
+            fields.append(PartitionField("identity", text))
+        elif match := _TRANSFORM.match(text):
+            transform: PartitionTransform = match.group(1)  # type: ignore[assignment]
+            fields.append(PartitionField(transform, match.group(2)))
+        elif match := _BUCKET.match(text):
+            buckets = int(match.group(1))
+            if buckets < 1:
+                r.fail(key, f"bucket count must be >= 1 in {text!r}")
+            fields.append(PartitionField("bucket", match.group(2), buckets))
+        else:
+            r.fail(
+                key,
+                f"unknown partition transform {text!r} (use a column, years(col), months(col), "
+                "days(col), hours(col) or bucket(N, col))",
+            )
+    return tuple(fields)
 
 
 def _parse_catalog(r: Reader, name: str) -> CatalogTarget | None:
@@ -343,6 +561,7 @@ def _parse_table(
     root: str,
     connections: Mapping[str, Connection],
     staging: str = "_staging",
+    sinks: _SinkContext | None = None,
 ) -> TableSpec:
     if not NAME.match(name):
         r.fail("", "table names must be plain names (letters, digits, _)")
@@ -397,14 +616,8 @@ def _parse_table(
     if overlap_ids < 0:
         r.fail("overlap_ids", f"must be >= 0, got {overlap_ids}")
     default_mode: WriteMode = "merge" if primary_key else "append" if incremental else "overwrite"
-    sink = _parse_sink(
-        r.child("sink", r.get("sink", dict, {})),
-        f"tables/{name}",
-        root,
-        TABLE_WRITE_MODES,
-        default_mode,
-        f"_quarantine/{name}",
-    )
+    sinks = sinks or _SinkContext("", root, staging, {})
+    sink = _parse_any_sink(r, name, "tables", sinks, TABLE_WRITE_MODES, default_mode)
     if sink.mode == "merge" and not primary_key:
         r.fail("sink.mode", "merge needs a primary_key")
     if incremental and sink.mode in ("overwrite", "overwrite_partitions"):
@@ -430,7 +643,7 @@ def _parse_table(
         hash_columns=r.names("hash_columns"),
         quality=parse_quality(r),
         transforms=parse_transforms(r, "transforms"),
-        partition_by=r.names("partition_by"),
+        partition_by=_partition_names(r, sink),
         audit=r.get("audit", bool, True),
         sink=sink,
         catalog=_parse_catalog(r, name),
@@ -445,6 +658,7 @@ def _parse_output(
     known: set[str],
     connections: Mapping[str, Connection] | None = None,
     staging: str = "_staging",
+    sinks: _SinkContext | None = None,
 ) -> OutputSpec:
     if not NAME.match(name):
         r.fail("", "output names must be plain names (letters, digits, _)")
@@ -456,23 +670,26 @@ def _parse_output(
     for item in inputs:
         if item not in known:
             r.fail("inputs", f"unknown table or earlier output {item!r}")
+    sinks = sinks or _SinkContext("", root, staging, {})
+    sink = _parse_any_sink(r, name, "outputs", sinks, OUTPUT_WRITE_MODES, "overwrite")
     return OutputSpec(
         name=name,
         builder=builder,
         inputs=inputs,
         params=dict(r.get("params", dict, {})),
-        partition_by=r.names("partition_by"),
-        sink=_parse_sink(
-            r.child("sink", r.get("sink", dict, {})),
-            f"outputs/{name}",
-            root,
-            OUTPUT_WRITE_MODES,
-            "overwrite",
-            f"_quarantine/{name}",
-        ),
+        partition_by=_partition_names(r, sink),
+        sink=sink,
         catalog=_parse_catalog(r, name),
         load=_parse_loads(r, connections or {}, staging, (), ()),
     )
+
+
+def _partition_names(r: Reader, sink: Sink) -> tuple[str, ...]:
+    """`partition_by` as given: column names (Parquet), or Iceberg partition fields as text
+    (parsed into the sink's `partitioning`)."""
+    if isinstance(sink, IcebergSink):
+        return tuple(r.get("partition_by", list, []))
+    return r.names("partition_by")
 
 
 def _table_name(r: Reader, key: str) -> str:

@@ -34,3 +34,13 @@ def test_unknown_hadoop_version_is_a_clear_error():
 
 def test_cluster_jars_leave_the_s3_connector_to_the_platform():
     assert not {j.artifact for j in jars.required_jars()} & {"hadoop-aws", "bundle"}
+
+
+def test_each_spark_line_has_the_iceberg_runtime_built_for_it():
+    assert jars.iceberg_jar().artifact.startswith(f"iceberg-spark-runtime-{jars.pyspark_line()}_")
+    assert {line: jar.version for line, jar in jars.ICEBERG_JARS.items()} == {
+        "3.5": "1.10.0",
+        "4.1": "1.11.0",
+    }
+    with pytest.raises(SluicewayError, match="no Iceberg runtime pinned for Spark 9.9"):
+        jars.iceberg_jar("9.9")

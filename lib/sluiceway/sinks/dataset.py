@@ -4,12 +4,13 @@ A pipeline asks a dataset whether it `exists`, `read`s it (an output's input, a 
 rows), `write`s a batch to it in a mode and asks it to `describe()` itself for the run
 report. Everything a kind of dataset needs around the write happens inside it: for the
 Parquet dataset, the Glue catalog check before the write and the publish after it.
-Further kinds (Iceberg tables, SQL targets) implement the same four methods.
+Iceberg tables (sinks/iceberg.py) implement the same four methods.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -36,12 +37,16 @@ class Batch:
     """Rows to write, and for an append the read window they come from.
 
     `window` names the window (a rerun of it replaces its files); `overlap` marks the rows
-    of the window an earlier run may already have landed (they are not appended again).
+    of the window an earlier run may already have landed (they are not appended again);
+    `commit_properties` (run id, watermark) go into the commit that lands the rows, where
+    the dataset has commits (Iceberg); Parquet ignores them.
     """
 
     df: DataFrame
     window: str | None = None
     overlap: Column | None = None
+    # Recorded with the data where the dataset can (an Iceberg commit's snapshot summary).
+    commit_properties: Mapping[str, str] = field(default_factory=dict)
 
 
 class Dataset(Protocol):
