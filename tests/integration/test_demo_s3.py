@@ -31,7 +31,12 @@ PARTITIONED = {
 
 
 def _run(spec: Path, output: str, password: str, *extra: str) -> None:
-    env = {**os.environ, "SLUICEWAY_TPCH_PASSWORD": password, "SLUICEWAY_HASH_SALT": "test-salt"}
+    env = {
+        **os.environ,
+        "SLUICEWAY_TPCH_PASSWORD": password,
+        "SLUICEWAY_HASH_SALT": "test-salt",
+        "SLUICEWAY_SHUFFLE_PARTITIONS": "2",  # two cores, small data: fewer files to move on S3
+    }
     result = subprocess.run(
         [sys.executable, "-m", "sluiceway.cli", "run", str(spec), "--output", output, *extra],
         capture_output=True,
