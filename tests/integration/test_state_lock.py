@@ -22,14 +22,14 @@ from sluiceway.errors import StateError
 from sluiceway.state import acquire_run_lock
 from sluiceway.state.s3 import S3StateStore
 
+pytestmark = pytest.mark.spark_free  # no Spark: scripts/test.sh runs it on one line only
+
 LOCK_KEY = "state/p/run.lock"
 # Takes the lock as run argv[2] with a lease of argv[3] seconds, prints "locked", releases
 # on a line from stdin. Logs (the heartbeat's) go to stderr.
 HOLDER = """
 import logging, sys
 from sluiceway.state.s3 import S3StateStore
-
-pytestmark = pytest.mark.spark_free  # no Spark: scripts/test.sh runs it on one line only
 
 logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 lock = S3StateStore(sys.argv[1]).lock("p", sys.argv[2], lease_s=float(sys.argv[3]))
