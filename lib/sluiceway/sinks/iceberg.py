@@ -31,6 +31,11 @@ from pyspark.sql import functions as F
 from sluiceway.errors import SinkError, SluicewayError, located
 from sluiceway.jvm_errors import SPARK_ERRORS
 from sluiceway.sinks.dataset import Batch
+from sluiceway.sinks.iceberg_schema import (
+    SchemaChanges,
+    schema_changes,
+    with_missing_as_null,
+)
 from sluiceway.sinks.parquet import WriteResult
 from sluiceway.sources.credentials import Credentials
 from sluiceway.spec import IcebergCatalog, IcebergSink, WriteMode
@@ -190,7 +195,9 @@ class IcebergDataset:
         }
 
     def write(self, batch: Batch, mode: WriteMode) -> WriteResult:
-        """Land `batch` in one commit that carries `batch.commit_properties`."""
+        """Land `batch` in one commit that carries `batch.commit_properties`; a batch whose
+        schema differs from the table's first evolves it (its own metadata commit, no
+        snapshot) or is refused before anything is written."""
         exists = self.exists()
         if mode == "merge" and not self.primary_key:
             raise SinkError("merge needs a primary_key", where=self.where)
@@ -200,16 +207,32 @@ class IcebergDataset:
             order = self.incremental_column or "_extracted_at"
             if order in df.columns:
                 df = dedupe_latest(df, self.primary_key, order)
+        replaced = not exists or mode == "overwrite"
+        # A replaced table takes the batch's schema; the others must take the batch as is.
+        changes = SchemaChanges() if replaced else self._schema_changes(df)
+        given = tuple(df.columns)  # a merge updates only these; the others keep their value
+        df = with_missing_as_null(df, changes.missing)
         steps: dict[str, Callable[[DataFrame], None]] = {
-            "merge": self._merge,
-            "append": lambda rows: self._append(rows, batch),
+            "merge": lambda rows: self._merge(rows, given),
+            "append": lambda rows: self._append(rows, batch, given),
             "overwrite_partitions": self._overwrite_partitions,
             "overwrite": self._replace,
         }
-        write = self._replace if not exists else steps[mode]
+        write = self._replace if replaced else steps[mode]
         with located(self.where, SinkError, doing=f"writing {self.identifier}"):
+            # Schema changes commit table metadata but no snapshot: the snapshot history,
+            # and with it the committed watermark, moves only with the data commit below. A
+            # run failing between the two leaves a table the rerun finds already evolved.
+            for statement in changes.statements(self.identifier):
+                log.info("%s: %s", self.where, statement)
+                self.spark.sql(statement)
             with_commit_properties(self.spark, batch.commit_properties, lambda: write(df))
-        return WriteResult(self.sink.path, (), replaced=not exists or mode == "overwrite")
+        return WriteResult(self.sink.path, (), replaced=replaced)
+
+    def _schema_changes(self, df: DataFrame) -> SchemaChanges:
+        with located(self.where, SinkError, doing=f"reading the schema of {self.identifier}"):
+            table = self.spark.table(self.identifier).schema
+        return schema_changes(table, df.schema, where=self.where)
 
     def _refuse_null_keys(self, df: DataFrame) -> None:
         null_key = F.lit(False)
@@ -245,24 +268,30 @@ class IcebergDataset:
         finally:
             self.spark.catalog.dropTempView(view)
 
-    def _merge(self, df: DataFrame) -> None:
-        """Upsert by key: matched rows are updated (moving partition if theirs changed),
-        new keys inserted."""
+    def _merge(self, df: DataFrame, updated: tuple[str, ...]) -> None:
+        """Upsert by key: matched rows get the `updated` columns (moving partition if theirs
+        changed), new keys are inserted. (`UPDATE SET *` / `INSERT *` would fail on a table
+        column the batch lacks, on both Spark lines.)"""
         view = self._view(df)
         on = " AND ".join(f"t.`{key}` = s.`{key}`" for key in self.primary_key)
+        sets = ", ".join(f"t.`{c}` = s.`{c}`" for c in updated)
+        names = ", ".join(f"`{c}`" for c in df.columns)
+        values = ", ".join(f"s.`{c}`" for c in df.columns)
         try:
             self.spark.sql(
                 f"MERGE INTO {self.identifier} t USING {view} s ON {on} "
-                "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+                f"WHEN MATCHED THEN UPDATE SET {sets} "
+                f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
             )
         finally:
             self.spark.catalog.dropTempView(view)
 
-    def _append(self, df: DataFrame, batch: Batch) -> None:
+    def _append(self, df: DataFrame, batch: Batch, given: tuple[str, ...]) -> None:
         """Append the rows not landed yet: a row of the re-read overlap equal to a stored
-        one in every non-audit column is skipped, so a rerun of a window adds nothing."""
+        one in every non-audit column the batch has is skipped, so a rerun of a window adds
+        nothing."""
         columns = df.columns
-        compared = [c for c in columns if c not in AUDIT_COLUMNS]
+        compared = [c for c in given if c not in AUDIT_COLUMNS]
         overlap = batch.overlap if batch.overlap is not None else F.lit(True)
         flagged = df.withColumn("_sluiceway_overlap", overlap)
         view = self._view(flagged)
