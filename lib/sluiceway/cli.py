@@ -13,6 +13,7 @@ from sluiceway.logs import configure_logging
 from sluiceway.report import (
     print_batch_progress,
     print_error,
+    print_maintained,
     print_stream_summary,
     print_summary,
     print_table_progress,
@@ -49,6 +50,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
         spark.stop()
     print(f"==> {spec.name}: summary (output {spec.output_root}, state {spec.state_location})")
     print_summary(result)
+    return 0
+
+
+def _cmd_maintain(args: argparse.Namespace) -> int:
+    from sluiceway.maintenance import maintain
+    from sluiceway.runtimes.local import build_local_session
+
+    spec = _load(args)
+    print(f"==> {spec.name}: starting Spark", flush=True)
+    spark = build_local_session(f"sluiceway-maintain-{spec.name}", master=args.master)
+    spark.sparkContext.setLogLevel("ERROR")
+    only = [t for t in args.tables.split(",") if t] if args.tables else None
+    try:
+        maintain(spark, spec, only=only, on_item=print_maintained)
+    finally:
+        spark.stop()
     return 0
 
 
@@ -220,6 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--tables", help="comma-separated tables/outputs to run (default: all)")
     run_p.add_argument("--master", help="Spark master (default local[*])")
     run_p.set_defaults(func=_cmd_run)
+
+    maintain_p = sub.add_parser(
+        "maintain",
+        help="compact, expire snapshots and remove orphan files of a pipeline's Iceberg tables",
+    )
+    spec_args(maintain_p)
+    maintain_p.add_argument("--tables", help="comma-separated tables/outputs (default: all)")
+    maintain_p.add_argument("--master", help="Spark master (default local[*])")
+    maintain_p.set_defaults(func=_cmd_maintain)
 
     state_p = sub.add_parser("state", help="show or reset a pipeline's watermarks")
     state_sub = state_p.add_subparsers(dest="state_command", required=True)

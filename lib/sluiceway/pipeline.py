@@ -261,7 +261,7 @@ def run(
     run_id = run_id or new_run_id()
     report = RunReport(spec.name, run_id, datetime.now(UTC).isoformat(), full_refresh=full_refresh)
     store = open_state_store(spec.state_location)
-    selected = _selected(spec, only)
+    selected = selected_names(spec, only)
     lock = None
     refused = False  # another run holds the lock: this one writes nothing, not even a report
     try:
@@ -323,7 +323,7 @@ def run(
     return report
 
 
-def _selected(spec: PipelineSpec, only: Iterable[str] | None) -> set[str] | None:
+def selected_names(spec: PipelineSpec, only: Iterable[str] | None) -> set[str] | None:
     """The tables and outputs `--only` names (None: all of them); an unknown name fails."""
     selected = set(only) if only else None
     if selected:

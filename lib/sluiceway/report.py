@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sluiceway.maintenance import Maintained
     from sluiceway.pipeline import RunReport, TableReport
     from sluiceway.stream_spec import StreamSpec
     from sluiceway.streaming import StreamReport
@@ -48,6 +49,21 @@ def print_summary(report: RunReport) -> None:
     print(
         f"run {report.run_id}: {report.status}, {len(report.tables)} datasets, "
         f"{total} rows written, {report.seconds:.1f}s",
+        flush=True,
+    )
+
+
+def print_maintained(item: Maintained) -> None:
+    """One line per table or output `sluiceway maintain` went through."""
+    r = item.result
+    if r is None:
+        print(f"  {item.name}: skipped ({item.skipped})", flush=True)
+        return
+    print(
+        f"  {item.name} ({r.identifier}): {r.snapshots_expired} snapshots expired, "
+        f"{r.data_files_rewritten} data files rewritten into {r.data_files_added}, "
+        f"{r.delete_files_rewritten} delete files rewritten, "
+        f"{r.orphan_files_removed} orphan files removed, {r.seconds:.1f}s",
         flush=True,
     )
 

@@ -118,6 +118,17 @@ class IcebergCatalog:
 
 
 @dataclass(frozen=True)
+class IcebergMaintenance:
+    """`sluiceway maintain` settings of one Iceberg table: snapshots younger than
+    `keep_days` and the newest `keep_snapshots` are kept; files no snapshot references are
+    removed once older than `orphan_days` (a write in flight has such files too)."""
+
+    keep_days: int = 7
+    keep_snapshots: int = 10
+    orphan_days: int = 3  # Iceberg's own default margin
+
+
+@dataclass(frozen=True)
 class IcebergSink:
     """An Iceberg table (`namespace.table`) in one of the spec's catalogs.
 
@@ -134,6 +145,7 @@ class IcebergSink:
     partitioning: tuple[PartitionField, ...] = ()
     write_mode: IcebergWriteMode = "copy-on-write"
     target_file_size_bytes: int | None = None
+    maintenance: IcebergMaintenance = IcebergMaintenance()
     format: Literal["iceberg"] = "iceberg"
 
     @property
@@ -479,6 +491,7 @@ def _parse_any_sink(
         "write_mode",
         "target_file_size_mb",
         "quarantine_path",
+        "maintenance",
     )
     if item.get("catalog", dict) is not None:
         item.fail("catalog", "is for Parquet datasets; an Iceberg table lives in its sink.catalog")
@@ -510,6 +523,23 @@ def _parse_any_sink(
         partitioning=_parse_partitioning(item),
         write_mode=r.choice("write_mode", ICEBERG_WRITE_MODES, "copy-on-write"),
         target_file_size_bytes=size_mb * 1024 * 1024 if size_mb is not None else None,
+        maintenance=_parse_maintenance(r),
+    )
+
+
+def _parse_maintenance(sink: Reader) -> IcebergMaintenance:
+    """`maintenance = { keep_days = 7, keep_snapshots = 10, orphan_days = 3 }` of an Iceberg
+    sink, each key optional."""
+    r = sink.child("maintenance", sink.get("maintenance", dict, {}))
+    r.only("keep_days", "keep_snapshots", "orphan_days")
+    defaults = IcebergMaintenance()
+    keep_days = r.get("keep_days", int, defaults.keep_days)
+    if keep_days < 0:
+        r.fail("keep_days", f"must be >= 0, got {keep_days}")
+    return IcebergMaintenance(
+        keep_days=keep_days,
+        keep_snapshots=r.positive("keep_snapshots", defaults.keep_snapshots),
+        orphan_days=r.positive("orphan_days", defaults.orphan_days),
     )
 
 

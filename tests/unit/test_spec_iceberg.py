@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sluiceway.errors import SpecError
-from sluiceway.spec import IcebergSink, PartitionField, parse_spec
+from sluiceway.spec import IcebergMaintenance, IcebergSink, PartitionField, parse_spec
 
 BASE = """
 [pipeline]
@@ -140,3 +140,33 @@ def test_loads_and_glue_catalog_targets_are_refused_on_iceberg_sinks():
         parse_spec(text + f"load = {load}\n", "x.toml")
     with pytest.raises(SpecError, match="tables.orders.catalog: is for Parquet"):
         parse_spec(text + 'catalog = { database = "d" }\n', "x.toml")
+
+
+def test_maintenance_settings_default_to_a_week_ten_snapshots_and_three_days_for_orphans():
+    sink = _spec().tables[0].sink
+    assert isinstance(sink, IcebergSink)
+    assert sink.maintenance == IcebergMaintenance(keep_days=7, keep_snapshots=10, orphan_days=3)
+    given = _spec('{ format = "iceberg", maintenance = { keep_days = 0, keep_snapshots = 2 } }')
+    assert given.tables[0].sink.maintenance == IcebergMaintenance(0, 2, 3)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("maintenance", "message"),
+    [
+        ("{ keep_day = 7 }", "tables.orders.sink.maintenance.keep_day: unknown key"),
+        ("{ keep_days = -1 }", "tables.orders.sink.maintenance.keep_days: must be >= 0, got -1"),
+        ('{ keep_days = "7" }', "tables.orders.sink.maintenance.keep_days: must be a int"),
+        ("{ keep_snapshots = 0 }", "tables.orders.sink.maintenance.keep_snapshots: must be > 0"),
+        ("{ orphan_days = 0 }", "tables.orders.sink.maintenance.orphan_days: must be > 0, got 0"),
+        ("{ orphan_days = true }", "tables.orders.sink.maintenance.orphan_days: must be a int"),
+        ("7", "tables.orders.sink.maintenance: must be a dict"),
+    ],
+)
+def test_a_bad_maintenance_setting_is_one_error_naming_its_key(maintenance, message):
+    assert message in _error(sink=f'{{ format = "iceberg", maintenance = {maintenance} }}')
+
+
+def test_maintenance_on_a_parquet_sink_is_an_unknown_key():
+    assert "tables.orders.sink.maintenance: unknown key" in _error(
+        sink="{ maintenance = { keep_days = 1 } }"
+    )
