@@ -62,7 +62,7 @@ def print_maintained(item: Maintained) -> None:
     print(
         f"  {item.name} ({r.identifier}): {r.snapshots_expired} snapshots expired, "
         f"{r.data_files_rewritten} data files rewritten into {r.data_files_added}, "
-        f"{r.delete_files_rewritten} delete files rewritten, "
+        f"delete files {r.delete_files[0]} -> {r.delete_files[1]}, "
         f"{r.orphan_files_removed} orphan files removed, {r.seconds:.1f}s",
         flush=True,
     )

@@ -32,7 +32,7 @@ class MaintenanceResult:
     snapshots_expired: int
     data_files_rewritten: int
     data_files_added: int
-    delete_files_rewritten: int
+    delete_files: tuple[int, int]  # in the current snapshot, before and after
     orphan_files_removed: int
     seconds: float
 
@@ -46,14 +46,17 @@ def maintain_table(
     now = now or datetime.now(UTC)
     ident = dataset.identifier
     with located(dataset.where, SinkError, doing=f"maintaining {ident}"):
-        # Every file with a delete file is rewritten (its deletes applied), and two small
-        # files are enough to compact (Iceberg's defaults: 5, and never for deletes).
+        # Every file with a delete file is rewritten (its deletes applied), two small files
+        # are enough to compact (Iceberg's defaults: 5, and never for deletes), and the
+        # delete files left pointing at no live data file are dropped.
+        deletes_before = _delete_file_count(dataset)
         data = _call(
             dataset,
             "rewrite_data_files",
-            "options => map('min-input-files', '2', 'delete-file-threshold', '1')",
+            "options => map('min-input-files', '2', 'delete-file-threshold', '1', "
+            "'remove-dangling-deletes', 'true')",
         )
-        deletes = _call(dataset, "rewrite_position_delete_files", "")
+        _call(dataset, "rewrite_position_delete_files", "options => map('min-input-files', '2')")
         before = _snapshot_count(dataset)
         older_than = _expiry_cutoff(dataset, now - timedelta(days=settings.keep_days))
         _call(
@@ -72,7 +75,7 @@ def maintain_table(
         snapshots_expired=expired,
         data_files_rewritten=data.get("rewritten_data_files_count", 0),
         data_files_added=data.get("added_data_files_count", 0),
-        delete_files_rewritten=deletes.get("rewritten_delete_files_count", 0),
+        delete_files=(deletes_before, _delete_file_count(dataset)),
         orphan_files_removed=orphans,
         seconds=round(time.monotonic() - started, 1),
     )
@@ -87,6 +90,12 @@ def _call(dataset: IcebergDataset, procedure: str, args: str) -> dict[str, int]:
     ).collect()
     log.info("%s: %s: %s", dataset.where, procedure, rows)
     return rows[0].asDict() if rows else {}
+
+
+def _delete_file_count(dataset: IcebergDataset) -> int:
+    # The procedures' own counts miss the dangling delete files they drop.
+    files = dataset.spark.table(f"{dataset.identifier}.files")
+    return int(files.filter("content > 0").count())
 
 
 def _snapshot_count(dataset: IcebergDataset) -> int:
