@@ -4,16 +4,24 @@ its value, and every other change is refused before anything is written."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from decimal import Decimal
 
 import pytest
 
+from sluiceway import pipeline
 from sluiceway.errors import SinkError
 from sluiceway.sinks import iceberg
 from sluiceway.sinks.dataset import Batch
 from sluiceway.sinks.iceberg import RUN_ID_PROPERTY, WATERMARK_PROPERTY, IcebergDataset
-from sluiceway.spec import IcebergCatalog, IcebergSink
+from sluiceway.spec import IcebergCatalog, IcebergSink, load_spec
+
+from .dbs import write_spec
+from .test_iceberg import _create_source, _db_rows, _table_rows
 
 BASE = "id INT, name STRING, n INT, f FLOAT, d DECIMAL(10,2)"
 BASE_ROWS = [(1, "a", 1, 1.5, Decimal("1.25")), (2, "b", 2, 2.5, Decimal("2.50"))]
@@ -197,3 +205,56 @@ def test_a_run_failing_between_the_alter_and_the_data_commit_is_rerun_cleanly(
     ds.write(batch, "merge")  # the rerun: nothing left to alter, the rows land
     assert (3, "c", 2**40, 3.5, Decimal("3.50"), "x") in _rows(ds)
     assert ds.committed()["run_id"] == "r2"  # type: ignore[index]
+
+
+def test_a_run_killed_between_the_alter_and_the_data_commit_reruns_to_a_clean_result(
+    spark, tmp_path, pg_conn_info
+):
+    db = pg_conn_info
+    _create_source(db, "ice_evolve")
+    catalog = f"k{uuid.uuid4().hex[:8]}"
+    spec_path = write_spec(
+        tmp_path,
+        db,
+        f"""
+[catalogs.{catalog}]
+type = "hadoop"
+
+[tables.ice_evolve]
+table = "ice_evolve"
+primary_key = ["id"]
+incremental_column = "updated_at"
+sink = {{ format = "iceberg" }}
+""",
+        name="ice",
+    )
+    spec = load_spec(spec_path)
+    ident = f"{catalog}.ice.ice_evolve"
+    pipeline.run(spark, spec)
+    ds = IcebergDataset(spark, spec.tables[0].sink, where="test")  # type: ignore[arg-type]
+    before = (_snapshots(spark, ds), ds.committed())
+    db.execute(
+        "ALTER TABLE ice_evolve ADD COLUMN note text",
+        "UPDATE ice_evolve SET note = 'n', updated_at = TIMESTAMPTZ '2024-01-05 00:00:00+00' "
+        "WHERE id = 3",
+    )
+    killed = subprocess.run(
+        [sys.executable, "-m", "sluiceway.cli", "run", str(spec_path), "--master", "local[1]"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SLUICEWAY_KILL_AT": f"iceberg-evolved:{ident}"},
+        timeout=300,
+        check=False,
+        start_new_session=True,  # the kill takes the child's process group, not pytest's
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert f"killed at iceberg-evolved:{ident}" in killed.stderr
+    spark.sql(f"REFRESH TABLE {ident}")
+    assert "note" in _types(ds)  # the schema moved; the data and the watermark did not
+    assert (_snapshots(spark, ds), ds.committed()) == before
+
+    rerun = pipeline.run(spark, spec).tables[0]
+    assert rerun.mode == "incremental" and rerun.watermark_before == before[1]["watermark"]
+    assert _table_rows(spark, ident) == _db_rows(db, "ice_evolve")
+    notes = {r[0]: r[1] for r in spark.table(ident).select("id", "note").collect()}
+    assert notes == {i: ("n" if i == 3 else None) for i in range(1, 9)}

@@ -28,6 +28,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from sluiceway import faults
 from sluiceway.errors import SinkError, SluicewayError, located
 from sluiceway.jvm_errors import SPARK_ERRORS
 from sluiceway.sinks.dataset import Batch
@@ -226,6 +227,7 @@ class IcebergDataset:
             for statement in changes.statements(self.identifier):
                 log.info("%s: %s", self.where, statement)
                 self.spark.sql(statement)
+            faults.reached(f"iceberg-evolved:{self.identifier}")
             with_commit_properties(self.spark, batch.commit_properties, lambda: write(df))
         return WriteResult(self.sink.path, (), replaced=replaced)
 
