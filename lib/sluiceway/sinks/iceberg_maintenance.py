@@ -65,6 +65,7 @@ def maintain_table(
             f"older_than => {_timestamp(older_than)}, retain_last => {settings.keep_snapshots}",
         )
         expired = before - _snapshot_count(dataset)
+        deletes_after = _delete_file_count(dataset)
         orphans = dataset.spark.sql(
             f"CALL {dataset.sink.catalog.name}.system.remove_orphan_files("
             f"table => '{dataset.sink.table}', "
@@ -75,7 +76,7 @@ def maintain_table(
         snapshots_expired=expired,
         data_files_rewritten=data.get("rewritten_data_files_count", 0),
         data_files_added=data.get("added_data_files_count", 0),
-        delete_files=(deletes_before, _delete_file_count(dataset)),
+        delete_files=(deletes_before, deletes_after),
         orphan_files_removed=orphans,
         seconds=round(time.monotonic() - started, 1),
     )
