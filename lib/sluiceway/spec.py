@@ -314,7 +314,7 @@ def parse_spec(
 
     tables_reader = top.child("tables", top.get("tables", dict, required=True))
     tables = tuple(
-        _parse_table(tables_reader.child(key, value), key, root, connections, staging, sinks)
+        _parse_table(tables_reader.child(key, value), key, connections, sinks)
         for key, value in tables_reader.data.items()
     )
     if not tables:
@@ -328,9 +328,7 @@ def parse_spec(
         if key in known:
             outputs_reader.fail(key, "an output may not share its name with a table")
         outputs.append(
-            _parse_output(
-                outputs_reader.child(key, value), key, root, known, connections, staging, sinks
-            )
+            _parse_output(outputs_reader.child(key, value), key, known, connections, sinks)
         )
         known.add(key)
 
@@ -556,12 +554,7 @@ def _parse_catalog(r: Reader, name: str) -> CatalogTarget | None:
 
 
 def _parse_table(
-    r: Reader,
-    name: str,
-    root: str,
-    connections: Mapping[str, Connection],
-    staging: str = "_staging",
-    sinks: _SinkContext | None = None,
+    r: Reader, name: str, connections: Mapping[str, Connection], sinks: _SinkContext
 ) -> TableSpec:
     if not NAME.match(name):
         r.fail("", "table names must be plain names (letters, digits, _)")
@@ -616,7 +609,6 @@ def _parse_table(
     if overlap_ids < 0:
         r.fail("overlap_ids", f"must be >= 0, got {overlap_ids}")
     default_mode: WriteMode = "merge" if primary_key else "append" if incremental else "overwrite"
-    sinks = sinks or _SinkContext("", root, staging, {})
     sink = _parse_any_sink(r, name, "tables", sinks, TABLE_WRITE_MODES, default_mode)
     if sink.mode == "merge" and not primary_key:
         r.fail("sink.mode", "merge needs a primary_key")
@@ -628,7 +620,9 @@ def _parse_table(
         )
     if sink.mode == "append" and not incremental:
         r.fail("sink.mode", "append needs an incremental_column (each window is appended once)")
-    load = _parse_loads(r, connections, staging, primary_key, (incremental,) if incremental else ())
+    load = _parse_loads(
+        r, connections, sinks.staging, primary_key, (incremental,) if incremental else ()
+    )
     return TableSpec(
         name=name,
         connection=connection,
@@ -654,11 +648,9 @@ def _parse_table(
 def _parse_output(
     r: Reader,
     name: str,
-    root: str,
     known: set[str],
-    connections: Mapping[str, Connection] | None = None,
-    staging: str = "_staging",
-    sinks: _SinkContext | None = None,
+    connections: Mapping[str, Connection],
+    sinks: _SinkContext,
 ) -> OutputSpec:
     if not NAME.match(name):
         r.fail("", "output names must be plain names (letters, digits, _)")
@@ -670,7 +662,6 @@ def _parse_output(
     for item in inputs:
         if item not in known:
             r.fail("inputs", f"unknown table or earlier output {item!r}")
-    sinks = sinks or _SinkContext("", root, staging, {})
     sink = _parse_any_sink(r, name, "outputs", sinks, OUTPUT_WRITE_MODES, "overwrite")
     return OutputSpec(
         name=name,
@@ -680,7 +671,7 @@ def _parse_output(
         partition_by=_partition_names(r, sink),
         sink=sink,
         catalog=_parse_catalog(r, name),
-        load=_parse_loads(r, connections or {}, staging, (), ()),
+        load=_parse_loads(r, connections, sinks.staging, (), ()),
     )
 
 
