@@ -77,6 +77,7 @@ class TableReport:
     error: str | None = None
     catalog: dict[str, Any] | None = None  # the Glue table update, when the spec asks for one
     loaded: list[dict[str, Any]] = field(default_factory=list)  # SQL load targets
+    commit: dict[str, int] | None = None  # an Iceberg table's commit (snapshot, counters)
 
 
 @dataclass
@@ -505,6 +506,7 @@ def _write_valid_and_quarantined(
     landed = Batch(valid, window, overlap, watermark_properties(ctx.run_id, after))
     result = batch.dataset.write(landed, mode)
     item.partitions = [dict(p) for p in result.partitions]
+    item.commit = result.commit
     _count_rows(counts, item, batch.dataset.where)
     if item.rows_quarantined:
         # Keyed tables keep each key's latest rejected row; the others mirror the dataset's
@@ -561,6 +563,7 @@ def _run_output(ctx: RunContext, output: OutputSpec, rebuild: bool) -> TableRepo
         _count_rows(counts, item, dataset.where)
         item.catalog = dataset.published
         item.partitions = [dict(p) for p in result.partitions]
+        item.commit = result.commit
         _run_loads(ctx, output.load, dataset, item)
         _commit(ctx, state_key, output.name, inputs=versions)
         item.status = "written"

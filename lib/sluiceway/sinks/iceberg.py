@@ -41,6 +41,15 @@ log = logging.getLogger(__name__)
 # Snapshot summary keys Sluiceway writes on every commit.
 RUN_ID_PROPERTY = "sluiceway.run-id"
 WATERMARK_PROPERTY = "sluiceway.watermark"
+# What a run's report shows of each commit: Iceberg's snapshot summary counters.
+COMMIT_COUNTERS = (
+    "added-records",
+    "deleted-records",
+    "added-data-files",
+    "deleted-data-files",
+    "added-delete-files",
+    "removed-delete-files",
+)
 # Columns that differ between two runs of the same rows: not part of a row's identity.
 AUDIT_COLUMNS = ("_run_id", "_extracted_at", "_source")
 
@@ -209,7 +218,30 @@ class IcebergDataset:
         write = self._replace if not exists else steps[mode]
         with located(self.where, SinkError, doing=f"writing {self.identifier}"):
             with_commit_properties(self.spark, batch.commit_properties, lambda: write(df))
-        return WriteResult(self.sink.path, (), replaced=not exists or mode == "overwrite")
+        return WriteResult(
+            self.sink.path,
+            (),
+            replaced=not exists or mode == "overwrite",
+            commit=self._commit_of(batch.commit_properties.get(RUN_ID_PROPERTY)),
+        )
+
+    def _commit_of(self, run_id: str | None) -> dict[str, int] | None:
+        """The snapshot id and counters of the commit `run_id` just made (None: the write
+        committed nothing, e.g. a merge of no rows)."""
+        if run_id is None:
+            return None
+        ident = self.identifier
+        with located(self.where, SinkError, doing=f"reading the snapshots of {ident}"):
+            rows = self.spark.sql(
+                f"SELECT snapshot_id, summary FROM {ident}.snapshots "
+                f"WHERE summary['{RUN_ID_PROPERTY}'] = '{run_id}' "
+                "ORDER BY committed_at DESC LIMIT 1"
+            ).collect()
+        if not rows:
+            return None
+        summary = rows[0]["summary"]
+        counters = {key: int(summary.get(key) or 0) for key in COMMIT_COUNTERS}
+        return {"snapshot_id": rows[0]["snapshot_id"], **counters}
 
     def _refuse_null_keys(self, df: DataFrame) -> None:
         null_key = F.lit(False)
