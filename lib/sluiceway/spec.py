@@ -48,7 +48,7 @@ REDSHIFT_VIAS: tuple[Via, ...] = get_args(Via)
 COMPRESSIONS = ("snappy", "zstd", "gzip", "lz4", "none", "uncompressed")
 SinkFormat = Literal["parquet", "iceberg"]
 SINK_FORMATS: tuple[SinkFormat, ...] = get_args(SinkFormat)
-IcebergCatalogType = Literal["hadoop", "jdbc"]
+IcebergCatalogType = Literal["hadoop", "jdbc", "glue"]
 ICEBERG_CATALOG_TYPES: tuple[IcebergCatalogType, ...] = get_args(IcebergCatalogType)
 # How an Iceberg table applies updates and deletes: rewrite the files they touch, or write
 # delete files that readers merge (cheaper writes, costlier reads until compaction).
@@ -108,8 +108,9 @@ class PartitionField:
 
 @dataclass(frozen=True)
 class IcebergCatalog:
-    """An Iceberg catalog: a warehouse directory (`hadoop`) or a JDBC database (`jdbc`,
-    whose `connection` names a PostgreSQL connection of the spec)."""
+    """An Iceberg catalog: a warehouse directory (`hadoop`), a JDBC database (`jdbc`,
+    whose `connection` names a PostgreSQL connection of the spec) or the Glue Data Catalog
+    (`glue`, its warehouse on S3)."""
 
     name: str
     type: IcebergCatalogType
@@ -432,8 +433,21 @@ def _parse_catalogs(
                 c.fail("connection", f"{connection!r} is not a postgresql connection")
         elif connection is not None:
             c.fail("connection", "only a jdbc catalog has a connection")
+        if kind == "glue":
+            warehouse = _glue_warehouse(c, warehouse)
         catalogs[key] = IcebergCatalog(key, kind, warehouse, connection)
     return catalogs
+
+
+def _glue_warehouse(c: Reader, warehouse: str) -> str:
+    """A glue catalog's warehouse: on S3 (its files are read through S3FileIO, and by
+    Athena), spelled s3:// whatever the spec used."""
+    if not warehouse.startswith(("s3://", "s3a://")):
+        c.fail(
+            "warehouse",
+            f"a glue catalog's warehouse must be on S3 (s3://bucket/prefix), got {warehouse!r}",
+        )
+    return "s3://" + warehouse.split("://", 1)[1].rstrip("/")
 
 
 def _parse_sink(
@@ -495,13 +509,16 @@ def _parse_any_sink(
     parts = table.split(".")
     if len(parts) != 2 or not all(NAME.match(part) for part in parts):
         r.fail("table", f"{table!r} must be namespace.table (plain names)")
+    if catalog.type == "glue" and not all(_CATALOG_NAME.match(part) for part in parts):
+        # Iceberg's GlueCatalog refuses other names (Glue keeps them in lower case).
+        r.fail("table", f"{table!r}: a glue catalog's names are lower case (letters, digits, _)")
     size_mb = r.get("target_file_size_mb", int)
     if size_mb is not None and size_mb <= 0:
         r.fail("target_file_size_mb", f"must be > 0, got {size_mb}")
     return IcebergSink(
         catalog=catalog,
         table=table,
-        path=join_path(catalog.warehouse, "/".join(parts)),
+        path=_table_location(catalog, parts[0], parts[1]),
         mode=r.choice("mode", modes, default_mode),
         compression=r.choice("compression", COMPRESSIONS, "zstd"),
         quarantine_path=join_path(sinks.root, r.get("quarantine_path", str, f"_quarantine/{name}")),
@@ -509,6 +526,14 @@ def _parse_any_sink(
         write_mode=r.choice("write_mode", ICEBERG_WRITE_MODES, "copy-on-write"),
         target_file_size_bytes=size_mb * 1024 * 1024 if size_mb is not None else None,
     )
+
+
+def _table_location(catalog: IcebergCatalog, namespace: str, table: str) -> str:
+    """Where the catalog puts a new table: GlueCatalog under `<namespace>.db/` (its
+    database has no location of its own), the others under `<namespace>/`."""
+    if catalog.type == "glue":
+        return f"{catalog.warehouse}/{namespace}.db/{table}"
+    return join_path(catalog.warehouse, f"{namespace}/{table}")
 
 
 def _parse_partitioning(r: Reader) -> tuple[PartitionField, ...]:

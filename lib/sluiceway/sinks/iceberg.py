@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sluiceway.errors import SinkError, SluicewayError, located
+from sluiceway.iceberg_conf import aws_client_settings, catalog_prefix, catalog_settings
 from sluiceway.jvm_errors import SPARK_ERRORS
 from sluiceway.sinks.dataset import Batch
 from sluiceway.sinks.parquet import WriteResult
@@ -56,35 +58,33 @@ AUDIT_COLUMNS = ("_run_id", "_extracted_at", "_source")
 
 def catalog_conf(catalog: IcebergCatalog, credentials: Credentials | None = None) -> dict[str, str]:
     """The Spark settings that register `catalog` (spark.sql.catalog.<name>.*)."""
-    prefix = f"spark.sql.catalog.{catalog.name}"
-    conf = {
-        prefix: "org.apache.iceberg.spark.SparkCatalog",
-        f"{prefix}.warehouse": catalog.warehouse,
-    }
-    if catalog.type == "hadoop":
-        conf[f"{prefix}.type"] = "hadoop"
+    conf = catalog_settings(catalog)
+    if catalog.type != "jdbc":
         return conf
     if credentials is None:
         raise SluicewayError(f"catalog {catalog.name}: a jdbc catalog needs its credentials")
+    prefix = catalog_prefix(catalog)
     port = f":{credentials.port}" if credentials.port else ""
     conf.update(
         {
-            f"{prefix}.catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog",
             f"{prefix}.uri": f"jdbc:postgresql://{credentials.host}{port}/{credentials.database}",
             f"{prefix}.jdbc.user": credentials.user,
             f"{prefix}.jdbc.password": credentials.password,
-            # The catalog's tables are created on first use, in the V1 layout every
-            # Iceberg release can read.
-            f"{prefix}.jdbc.schema-version": "V1",
         }
     )
     return conf
 
 
 def register_catalog(
-    spark: SparkSession, catalog: IcebergCatalog, credentials: Credentials | None = None
+    spark: SparkSession,
+    catalog: IcebergCatalog,
+    credentials: Credentials | None = None,
+    *,
+    namespace: str | None = None,
+    where: str | None = None,
 ) -> None:
-    """Make `catalog` usable in `spark` (catalogs load lazily, so a runtime setting works)."""
+    """Make `catalog` usable in `spark` (catalogs load lazily, so a runtime setting works);
+    in a glue catalog, also create `namespace` (a Glue database) if it is missing."""
     if catalog.type == "jdbc":
         # Iceberg opens its connections with DriverManager, which only sees drivers on the
         # JVM's class path; Spark's registry makes the spark.jars driver visible to it.
@@ -92,8 +92,21 @@ def register_catalog(
         jvm.org.apache.spark.sql.execution.datasources.jdbc.DriverRegistry.register(
             "org.postgresql.Driver"
         )
-    for key, value in catalog_conf(catalog, credentials).items():
+    conf = catalog_conf(catalog, credentials)
+    conf.update(aws_client_settings(catalog, os.environ, _aws_region()))
+    for key, value in conf.items():
         spark.conf.set(key, value)
+    if catalog.type == "glue" and namespace is not None:
+        # GlueCatalog creates no database on its own: a table's first write would fail.
+        place = where or f"catalogs.{catalog.name}"
+        with located(place, SinkError, doing=f"creating Glue database {namespace}"):
+            spark.sql(f"CREATE NAMESPACE IF NOT EXISTS `{catalog.name}`.`{namespace}`")
+
+
+def _aws_region() -> str | None:
+    import boto3  # the package's one dependency; the region as every boto3 client sees it
+
+    return boto3.session.Session().region_name
 
 
 class _Statement:
@@ -145,7 +158,7 @@ def with_commit_properties(
 
 @dataclass
 class IcebergDataset:
-    """An Iceberg table in a hadoop or jdbc catalog."""
+    """An Iceberg table in a hadoop, jdbc or glue catalog."""
 
     spark: SparkSession
     sink: IcebergSink
@@ -156,7 +169,10 @@ class IcebergDataset:
     published: dict[str, Any] | None = None  # Glue tables are Parquet-only: always None
 
     def __post_init__(self) -> None:
-        register_catalog(self.spark, self.sink.catalog, self.credentials)
+        namespace = self.sink.table.split(".")[0]
+        register_catalog(
+            self.spark, self.sink.catalog, self.credentials, namespace=namespace, where=self.where
+        )
 
     @property
     def identifier(self) -> str:
