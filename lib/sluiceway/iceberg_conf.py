@@ -49,9 +49,14 @@ def aws_client_settings(
 ) -> dict[str, str]:
     """A glue catalog's AWS clients pointed where boto3 points: the region boto3 resolved
     and the endpoints of AWS_ENDPOINT_URL_GLUE / _S3, else AWS_ENDPOINT_URL (a local
-    endpoint, addressed path-style like S3A's). Credentials are not set here: the AWS
-    SDK's default chain reads the same variables and profile boto3 does, and a key in a
-    Spark setting would be listed with the session's settings."""
+    endpoint, addressed path-style like S3A's).
+
+    Checked against moto with iceberg-aws-bundle 1.10.0: without `client.region` the Glue
+    client finds no region (the Java SDK reads AWS_REGION, not boto3's AWS_DEFAULT_REGION);
+    an `s3.endpoint` naming a host (http://localhost:...) fails without path-style.
+    Credentials are not set here: the SDK's default chain reads the same AWS_* variables
+    and profile boto3 does, and a key in a Spark setting would be listed with the
+    session's settings."""
     if catalog.type != "glue":
         return {}
     prefix = catalog_prefix(catalog)

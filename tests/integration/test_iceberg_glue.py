@@ -2,9 +2,9 @@
 moto_server: the Glue Data Catalog and S3 at AWS_ENDPOINT_URL, reached through the catalog
 settings the local runtime derives from the standard AWS variables.
 
-moto serves every Glue and S3 call this test makes Iceberg do (GetDatabase, CreateDatabase,
-GetTable, CreateTable, UpdateTable with a VersionId condition, and S3 PUT/GET/HEAD of the
-metadata and data files): nothing is stubbed.
+moto serves every Glue and S3 call Iceberg makes here (the namespace created as a Glue
+database, the table created, each commit's table update moving metadata_location, and the
+S3 reads and writes of metadata and data files): nothing is stubbed or shimmed.
 """
 
 from __future__ import annotations
