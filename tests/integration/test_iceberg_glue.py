@@ -19,7 +19,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from sluiceway import pipeline
-from sluiceway.errors import SpecError
+from sluiceway.errors import SluicewayError, SpecError
 from sluiceway.sinks.iceberg import WATERMARK_PROPERTY
 from sluiceway.spec import load_spec
 
@@ -142,6 +142,40 @@ sink = {{ format = "iceberg", table = "{glue_database}.orders" }}
     assert spark.table(ident).filter(F.col("id") == 3).first()["grp"] == "b"
 
 
+def test_a_missing_warehouse_bucket_fails_before_glue_or_s3_is_touched(
+    spark, tmp_path, pg_conn_info, glue_database
+):
+    db = pg_conn_info
+    _create_source(db, "ice_glue_nob")
+    bucket = f"sluiceway-missing-{uuid.uuid4().hex[:10]}"
+    spec = load_spec(
+        write_spec(
+            tmp_path,
+            db,
+            f"""
+[catalogs.g{uuid.uuid4().hex[:8]}]
+type = "glue"
+warehouse = "s3://{bucket}/wh"
+
+[tables.ice_glue_nob]
+table = "ice_glue_nob"
+primary_key = ["id"]
+sink = {{ format = "iceberg", table = "{glue_database}.orders" }}
+""",
+            name="ice",
+        )
+    )
+    with pytest.raises(SluicewayError) as info:
+        pipeline.run(spark, spec)
+    assert info.value.where == f"{spec.source_file}: tables.ice_glue_nob.sink.path"
+    assert bucket in info.value.message
+    glue = boto3.client("glue")
+    with pytest.raises(glue.exceptions.EntityNotFoundException):
+        glue.get_database(Name=glue_database)
+    assert not (tmp_path / "out" / "_state" / "ice" / "tables").exists()
+
+
+@pytest.mark.spark_free  # no Spark: scripts/test.sh runs it on one line only
 def test_a_glue_catalog_off_s3_is_refused_naming_the_key(tmp_path, pg_conn_info):
     body = """
 [catalogs.g]
