@@ -453,8 +453,9 @@ def test_a_reader_pinned_to_a_snapshot_reads_exactly_it_while_a_merge_commits(sp
     snapshot = pinned["snapshot_id"]
     want = _table(dataset)
     ident = dataset.identifier
-    # Planned before the merge starts, run while it runs and after it committed.
-    by_option = spark.read.option("snapshot-id", snapshot).table(ident)
+    # Planned before the merge starts, run while it runs and after it committed. Spark's
+    # versionAsOf, not Iceberg's snapshot-id option: Iceberg 1.11 (Spark 4.1) refuses that.
+    by_option = spark.read.option("versionAsOf", snapshot).table(ident)
     by_sql = spark.sql(f"SELECT * FROM {ident} VERSION AS OF {snapshot}")
 
     def read(df: DataFrame) -> dict[int, tuple]:
@@ -481,7 +482,7 @@ def test_a_reader_pinned_to_a_snapshot_reads_exactly_it_while_a_merge_commits(sp
     assert dataset.committed()["run_id"] == "run-new"
     assert read(by_option) == want
     assert read(by_sql) == want
-    assert read(spark.read.option("snapshot-id", snapshot).table(ident)) == want
+    assert read(spark.read.option("versionAsOf", snapshot).table(ident)) == want
     latest = _table(dataset)
     assert latest != want and len(latest) == 60
     assert {i: latest[i] for i in range(1, 30)} == {i: want[i] for i in range(1, 30)}
