@@ -11,7 +11,8 @@ would clash with it. Its version must equal the Hadoop version inside pyspark, s
 is chosen from the `hadoop-client-api` jar the installed pyspark ships.
 
 The Iceberg Spark runtime is built per Spark line (and Scala version), so it is chosen
-from the installed pyspark's version too. It is for local runs: Glue and EMR ship their own.
+from the installed pyspark's version too. It is for local runs: Glue and EMR ship their own,
+with the AWS SDK v2 its GlueCatalog needs (pinned for local runs where S3A lacks it).
 """
 
 from __future__ import annotations
@@ -136,6 +137,25 @@ ICEBERG_JARS: dict[str, Jar] = {
 }
 
 
+# The AWS SDK v2 that Iceberg's GlueCatalog and S3FileIO call (the runtime jar bundles
+# iceberg-aws but no SDK), for local runs only: Glue and EMR ship it with their Iceberg.
+# PySpark 3.5's S3A is built on SDK v1, so that line gets iceberg-aws-bundle of its
+# Iceberg version (SDK v2 clients for Glue, S3, STS, KMS, ...; Apache HTTP shaded).
+# PySpark 4.1's S3A already puts SDK v2 (`bundle` 2.29.52) on the class path, which
+# Iceberg 1.11 runs with; a second, different SDK v2 beside it would be a clash.
+ICEBERG_AWS_JARS: dict[str, tuple[Jar, ...]] = {
+    "3.5": (
+        Jar(
+            "org.apache.iceberg",
+            "iceberg-aws-bundle",
+            "1.10.0",
+            "172370cfc32a5f1ae5399b210e86fc04a366dc29a112d97ac8ffc74df7525596",
+        ),
+    ),
+    "4.1": (),
+}
+
+
 def cache_dir() -> Path:
     """Where fetched jars live: $SLUICEWAY_CACHE/jars, else ~/.cache/sluiceway/jars."""
     root = os.environ.get("SLUICEWAY_CACHE") or Path.home() / ".cache" / "sluiceway"
@@ -190,9 +210,17 @@ def iceberg_jar(spark_line: str | None = None) -> Jar:
         ) from None
 
 
+def iceberg_aws_jars(spark_line: str | None = None) -> tuple[Jar, ...]:
+    """The AWS SDK v2 jars Iceberg needs locally beside `spark_line`'s S3A jars."""
+    line = spark_line or pyspark_line()
+    iceberg_jar(line)  # an unpinned line is refused there, with the fix
+    return ICEBERG_AWS_JARS.get(line, ())
+
+
 def iceberg_jar_paths() -> list[Path]:
-    """Path of the cached Iceberg runtime (for the local class path); raises if missing."""
-    return _cached((iceberg_jar(),))
+    """Paths of the cached Iceberg runtime and the AWS SDK it needs (for the local class
+    path); raises if missing."""
+    return _cached((iceberg_jar(), *iceberg_aws_jars()))
 
 
 def local_jar_paths() -> list[Path]:
@@ -239,7 +267,7 @@ def fetch_jars(java: str = "java") -> list[Path]:
     its checksum, return all paths."""
     target = cache_dir()
     target.mkdir(parents=True, exist_ok=True)
-    for jar in (*required_jars(), *s3a_jars(), iceberg_jar()):
+    for jar in (*required_jars(), *s3a_jars(), iceberg_jar(), *iceberg_aws_jars()):
         dest = target / jar.file_name
         if dest.is_file() and _sha256(dest) == jar.sha256:
             continue

@@ -9,8 +9,10 @@ killed at any point is completed by the next one (see README, "What a run guaran
 `check(spec)` (from spec_check, which needs no Spark) resolves every transform and builder
 the spec names; run() calls it before anything else, as `package` and `deploy` do.
 
-Kill points (`sluiceway.faults`): `plan:<table>` once planned, `commit:<name>` before a
-table's or output's state is written, `committed:<name>` after; the Parquet sink has its own.
+Kill points (`sluiceway.faults`): `plan:<table>` once planned, `write:<name>` just before a
+table's or output's dataset write (for Iceberg: before its commit), `written:<name>` just
+after it (the Iceberg commit made, with its watermark), `commit:<name>` before a table's or
+output's state is written, `committed:<name>` after; the Parquet sink has its own.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from sluiceway import faults, transforms
@@ -77,6 +79,7 @@ class TableReport:
     error: str | None = None
     catalog: dict[str, Any] | None = None  # the Glue table update, when the spec asks for one
     loaded: list[dict[str, Any]] = field(default_factory=list)  # SQL load targets
+    commit: dict[str, int] | None = None  # an Iceberg table's commit (snapshot, counters)
 
 
 @dataclass
@@ -503,16 +506,23 @@ def _write_valid_and_quarantined(
     valid = batch.built.transform(transforms.keep_valid)
     after = plan.watermark_after.to_json() if plan.watermark_after else None
     landed = Batch(valid, window, overlap, watermark_properties(ctx.run_id, after))
+    # An Iceberg commit carries the table's new watermark: once it lands, the next run
+    # starts past this window, so the window's rejected rows must be in the quarantine
+    # first (a run killed between the two would lose them). Counting the cached batch
+    # fills the observation before either write; a table without rules rejects nothing.
+    quarantine_first = isinstance(batch.dataset, IcebergDataset) and bool(table.quality)
+    if quarantine_first:
+        batch.built.count()
+        _count_rows(counts, item, batch.dataset.where)
+        _write_quarantine(ctx, table, batch, item, mode, overlap)
+    faults.reached(f"write:{table.name}")
     result = batch.dataset.write(landed, mode)
+    faults.reached(f"written:{table.name}")
     item.partitions = [dict(p) for p in result.partitions]
-    _count_rows(counts, item, batch.dataset.where)
-    if item.rows_quarantined:
-        # Keyed tables keep each key's latest rejected row; the others mirror the dataset's
-        # mode (replaced by a full read, one file set per window), so a rerun adds no copy.
-        bad = batch.built.transform(transforms.keep_quarantined)
-        if "_run_id" not in bad.columns:
-            bad = bad.withColumn("_run_id", F.lit(ctx.run_id))
-        batch.quarantine.write(Batch(bad, window, overlap), "merge" if table.primary_key else mode)
+    item.commit = result.commit
+    if not quarantine_first:
+        _count_rows(counts, item, batch.dataset.where)
+        _write_quarantine(ctx, table, batch, item, mode, overlap)
     item.catalog = batch.dataset.published
     log.info(
         "%s: wrote %d rows (%d quarantined) into %d partitions of %s",
@@ -522,6 +532,26 @@ def _write_valid_and_quarantined(
         len(item.partitions),
         table.sink.path,
     )
+
+
+def _write_quarantine(
+    ctx: RunContext,
+    table: TableSpec,
+    batch: _Written,
+    item: TableReport,
+    mode: WriteMode,
+    overlap: Column | None,
+) -> None:
+    """Land the batch's rejected rows, if it has any. Keyed tables keep each key's latest
+    rejected row; the others mirror the dataset's mode (replaced by a full read, one file
+    set per window), so a rerun adds no copy."""
+    if not item.rows_quarantined:
+        return
+    bad = batch.built.transform(transforms.keep_quarantined)
+    if "_run_id" not in bad.columns:
+        bad = bad.withColumn("_run_id", F.lit(ctx.run_id))
+    window = _window_name(batch.plan)
+    batch.quarantine.write(Batch(bad, window, overlap), "merge" if table.primary_key else mode)
 
 
 def _count_rows(counts: Observation, item: TableReport, where: str) -> None:
@@ -557,10 +587,13 @@ def _run_output(ctx: RunContext, output: OutputSpec, rebuild: bool) -> TableRepo
         counts = Observation()
         built = build_output(output, inputs).observe(counts, F.count(F.lit(1)).alias("rows"))
         landed = Batch(built, commit_properties=watermark_properties(ctx.run_id, None))
+        faults.reached(f"write:{output.name}")
         result = dataset.write(landed, output.sink.mode)
+        faults.reached(f"written:{output.name}")
         _count_rows(counts, item, dataset.where)
         item.catalog = dataset.published
         item.partitions = [dict(p) for p in result.partitions]
+        item.commit = result.commit
         _run_loads(ctx, output.load, dataset, item)
         _commit(ctx, state_key, output.name, inputs=versions)
         item.status = "written"

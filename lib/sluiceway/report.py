@@ -45,6 +45,9 @@ def print_summary(report: RunReport) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    for t in report.tables:
+        if t.commit:
+            print(f"  {t.name}: {commit_line(t.commit)}")
     total = sum(t.rows_written for t in report.tables)
     print(
         f"run {report.run_id}: {report.status}, {len(report.tables)} datasets, "
@@ -65,6 +68,18 @@ def print_maintained(item: Maintained) -> None:
         f"delete files {r.delete_files[0]} -> {r.delete_files[1]}, "
         f"{r.orphan_files_removed} orphan files removed, {r.seconds:.1f}s",
         flush=True,
+    )
+
+
+def commit_line(commit: Mapping[str, int]) -> str:
+    """An Iceberg commit in a few words: its snapshot, rows and files added and removed."""
+    files = (
+        f"+{commit['added-data-files']}/-{commit['deleted-data-files']} data files, "
+        f"+{commit['added-delete-files']}/-{commit['removed-delete-files']} delete files"
+    )
+    return (
+        f"iceberg snapshot {commit['snapshot_id']}: +{commit['added-records']}/"
+        f"-{commit['deleted-records']} rows, {files}"
     )
 
 

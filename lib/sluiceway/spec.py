@@ -48,7 +48,7 @@ REDSHIFT_VIAS: tuple[Via, ...] = get_args(Via)
 COMPRESSIONS = ("snappy", "zstd", "gzip", "lz4", "none", "uncompressed")
 SinkFormat = Literal["parquet", "iceberg"]
 SINK_FORMATS: tuple[SinkFormat, ...] = get_args(SinkFormat)
-IcebergCatalogType = Literal["hadoop", "jdbc"]
+IcebergCatalogType = Literal["hadoop", "jdbc", "glue"]
 ICEBERG_CATALOG_TYPES: tuple[IcebergCatalogType, ...] = get_args(IcebergCatalogType)
 # How an Iceberg table applies updates and deletes: rewrite the files they touch, or write
 # delete files that readers merge (cheaper writes, costlier reads until compaction).
@@ -108,8 +108,9 @@ class PartitionField:
 
 @dataclass(frozen=True)
 class IcebergCatalog:
-    """An Iceberg catalog: a warehouse directory (`hadoop`) or a JDBC database (`jdbc`,
-    whose `connection` names a PostgreSQL connection of the spec)."""
+    """An Iceberg catalog: a warehouse directory (`hadoop`), a JDBC database (`jdbc`,
+    whose `connection` names a PostgreSQL connection of the spec) or the Glue Data Catalog
+    (`glue`, its warehouse on S3)."""
 
     name: str
     type: IcebergCatalogType
@@ -326,7 +327,7 @@ def parse_spec(
 
     tables_reader = top.child("tables", top.get("tables", dict, required=True))
     tables = tuple(
-        _parse_table(tables_reader.child(key, value), key, root, connections, staging, sinks)
+        _parse_table(tables_reader.child(key, value), key, connections, sinks)
         for key, value in tables_reader.data.items()
     )
     if not tables:
@@ -340,9 +341,7 @@ def parse_spec(
         if key in known:
             outputs_reader.fail(key, "an output may not share its name with a table")
         outputs.append(
-            _parse_output(
-                outputs_reader.child(key, value), key, root, known, connections, staging, sinks
-            )
+            _parse_output(outputs_reader.child(key, value), key, known, connections, sinks)
         )
         known.add(key)
 
@@ -446,8 +445,21 @@ def _parse_catalogs(
                 c.fail("connection", f"{connection!r} is not a postgresql connection")
         elif connection is not None:
             c.fail("connection", "only a jdbc catalog has a connection")
+        if kind == "glue":
+            warehouse = _glue_warehouse(c, warehouse)
         catalogs[key] = IcebergCatalog(key, kind, warehouse, connection)
     return catalogs
+
+
+def _glue_warehouse(c: Reader, warehouse: str) -> str:
+    """A glue catalog's warehouse: on S3 (its files are read through S3FileIO, and by
+    Athena), spelled s3:// whatever the spec used."""
+    if not warehouse.startswith(("s3://", "s3a://")):
+        c.fail(
+            "warehouse",
+            f"a glue catalog's warehouse must be on S3 (s3://bucket/prefix), got {warehouse!r}",
+        )
+    return "s3://" + warehouse.split("://", 1)[1].rstrip("/")
 
 
 def _parse_sink(
@@ -510,13 +522,16 @@ def _parse_any_sink(
     parts = table.split(".")
     if len(parts) != 2 or not all(NAME.match(part) for part in parts):
         r.fail("table", f"{table!r} must be namespace.table (plain names)")
+    if catalog.type == "glue" and not all(_CATALOG_NAME.match(part) for part in parts):
+        # Iceberg's GlueCatalog refuses other names (Glue keeps them in lower case).
+        r.fail("table", f"{table!r}: a glue catalog's names are lower case (letters, digits, _)")
     size_mb = r.get("target_file_size_mb", int)
     if size_mb is not None and size_mb <= 0:
         r.fail("target_file_size_mb", f"must be > 0, got {size_mb}")
     return IcebergSink(
         catalog=catalog,
         table=table,
-        path=join_path(catalog.warehouse, "/".join(parts)),
+        path=_table_location(catalog, parts[0], parts[1]),
         mode=r.choice("mode", modes, default_mode),
         compression=r.choice("compression", COMPRESSIONS, "zstd"),
         quarantine_path=join_path(sinks.root, r.get("quarantine_path", str, f"_quarantine/{name}")),
@@ -541,6 +556,14 @@ def _parse_maintenance(sink: Reader) -> IcebergMaintenance:
         keep_snapshots=r.positive("keep_snapshots", defaults.keep_snapshots),
         orphan_days=r.positive("orphan_days", defaults.orphan_days),
     )
+
+
+def _table_location(catalog: IcebergCatalog, namespace: str, table: str) -> str:
+    """Where the catalog puts a new table: GlueCatalog under `<namespace>.db/` (its
+    database has no location of its own), the others under `<namespace>/`."""
+    if catalog.type == "glue":
+        return f"{catalog.warehouse}/{namespace}.db/{table}"
+    return join_path(catalog.warehouse, f"{namespace}/{table}")
 
 
 def _parse_partitioning(r: Reader) -> tuple[PartitionField, ...]:
@@ -586,12 +609,7 @@ def _parse_catalog(r: Reader, name: str) -> CatalogTarget | None:
 
 
 def _parse_table(
-    r: Reader,
-    name: str,
-    root: str,
-    connections: Mapping[str, Connection],
-    staging: str = "_staging",
-    sinks: _SinkContext | None = None,
+    r: Reader, name: str, connections: Mapping[str, Connection], sinks: _SinkContext
 ) -> TableSpec:
     if not NAME.match(name):
         r.fail("", "table names must be plain names (letters, digits, _)")
@@ -646,7 +664,6 @@ def _parse_table(
     if overlap_ids < 0:
         r.fail("overlap_ids", f"must be >= 0, got {overlap_ids}")
     default_mode: WriteMode = "merge" if primary_key else "append" if incremental else "overwrite"
-    sinks = sinks or _SinkContext("", root, staging, {})
     sink = _parse_any_sink(r, name, "tables", sinks, TABLE_WRITE_MODES, default_mode)
     if sink.mode == "merge" and not primary_key:
         r.fail("sink.mode", "merge needs a primary_key")
@@ -658,7 +675,9 @@ def _parse_table(
         )
     if sink.mode == "append" and not incremental:
         r.fail("sink.mode", "append needs an incremental_column (each window is appended once)")
-    load = _parse_loads(r, connections, staging, primary_key, (incremental,) if incremental else ())
+    load = _parse_loads(
+        r, connections, sinks.staging, primary_key, (incremental,) if incremental else ()
+    )
     return TableSpec(
         name=name,
         connection=connection,
@@ -684,11 +703,9 @@ def _parse_table(
 def _parse_output(
     r: Reader,
     name: str,
-    root: str,
     known: set[str],
-    connections: Mapping[str, Connection] | None = None,
-    staging: str = "_staging",
-    sinks: _SinkContext | None = None,
+    connections: Mapping[str, Connection],
+    sinks: _SinkContext,
 ) -> OutputSpec:
     if not NAME.match(name):
         r.fail("", "output names must be plain names (letters, digits, _)")
@@ -700,7 +717,6 @@ def _parse_output(
     for item in inputs:
         if item not in known:
             r.fail("inputs", f"unknown table or earlier output {item!r}")
-    sinks = sinks or _SinkContext("", root, staging, {})
     sink = _parse_any_sink(r, name, "outputs", sinks, OUTPUT_WRITE_MODES, "overwrite")
     return OutputSpec(
         name=name,
@@ -710,7 +726,7 @@ def _parse_output(
         partition_by=_partition_names(r, sink),
         sink=sink,
         catalog=_parse_catalog(r, name),
-        load=_parse_loads(r, connections or {}, staging, (), ()),
+        load=_parse_loads(r, connections, sinks.staging, (), ()),
     )
 
 

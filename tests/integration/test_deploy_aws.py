@@ -12,6 +12,7 @@ import contextlib
 import gzip
 import hashlib
 import json
+import shlex
 import time
 from pathlib import Path
 
@@ -539,3 +540,131 @@ def test_an_unreadable_spec_location_is_one_clear_error(bucket, where, message):
     with pytest.raises(SpecError) as caught:
         read_spec_location("s3://" + where.format(bucket=bucket))
     assert str(caught.value) == message.format(bucket=bucket)
+
+
+# ---------------------------------------------------------------------------------------
+# A spec with Iceberg sinks: the platform's Iceberg, the catalogs as --conf, no jar, no secret
+
+ICEBERG_PASSWORD = "iceberg-catalog-pw-7f3a"  # the jdbc catalog's password, in the env only
+ICEBERG_SPEC = """
+[pipeline]
+name = "ice_deploy"
+output = "s3://lake/ice_deploy"
+
+[connections.tpch]
+engine = "postgresql"
+host = "db.example"
+database = "tpch"
+user = "loader"
+password_env = "SLUICEWAY_ICE_DEPLOY_PW"
+
+[catalogs.lake]
+type = "glue"
+warehouse = "s3://lake/warehouse"
+
+[catalogs.meta]
+type = "jdbc"
+connection = "tpch"
+warehouse = "s3://lake/meta"
+
+[tables.orders]
+table = "public.orders"
+primary_key = ["o_orderkey"]
+sink = { format = "iceberg", catalog = "lake", table = "tpch.orders" }
+
+[tables.customer]
+table = "public.customer"
+primary_key = ["c_custkey"]
+sink = { format = "iceberg", catalog = "meta", table = "tpch.customer" }
+"""
+ICEBERG_CONF = [
+    "spark.sql.extensions=org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+    "spark.sql.catalog.lake=org.apache.iceberg.spark.SparkCatalog",
+    "spark.sql.catalog.lake.warehouse=s3://lake/warehouse",
+    "spark.sql.catalog.lake.catalog-impl=org.apache.iceberg.aws.glue.GlueCatalog",
+    "spark.sql.catalog.lake.io-impl=org.apache.iceberg.aws.s3.S3FileIO",
+    "spark.sql.catalog.meta=org.apache.iceberg.spark.SparkCatalog",
+    "spark.sql.catalog.meta.warehouse=s3://lake/meta",
+    "spark.sql.catalog.meta.catalog-impl=org.apache.iceberg.jdbc.JdbcCatalog",
+    "spark.sql.catalog.meta.jdbc.schema-version=V1",
+]
+
+
+@pytest.fixture
+def iceberg_artifacts(tmp_path, monkeypatch) -> ArtifactSet:
+    monkeypatch.setenv("SLUICEWAY_ICE_DEPLOY_PW", ICEBERG_PASSWORD)
+    spec = tmp_path / "ice_deploy.toml"
+    spec.write_text(ICEBERG_SPEC, encoding="utf-8")
+    return build_artifacts(spec, tmp_path / "dist")
+
+
+def uploaded_keys(aws, bucket: str) -> list[str]:
+    pages = aws.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def test_deploy_glue_of_an_iceberg_spec_uses_glues_iceberg_and_chains_the_confs(
+    aws, iceberg_artifacts, bucket, glue_role
+):
+    job = unique("ice")
+    deploy_glue_job(
+        aws, iceberg_artifacts, GlueJobOptions(job_name=job, role=glue_role, bucket=bucket)
+    )
+
+    stored = aws.glue.get_job(JobName=job)["Job"]
+    args = stored["DefaultArguments"]
+    assert args["--datalake-formats"] == "iceberg"
+    assert args["--conf"] == " --conf ".join(ICEBERG_CONF)
+    keys = uploaded_keys(aws, bucket)
+    assert [k for k in keys if k.endswith(".jar")] and not [k for k in keys if "iceberg" in k]
+    assert "iceberg" not in args["--extra-jars"]
+    text = json.dumps(stored, default=str)
+    assert ICEBERG_PASSWORD not in text and "jdbc.password" not in text and ".uri=" not in text
+
+
+def test_submit_emr_of_an_iceberg_spec_uses_emrs_iceberg_jar_and_one_conf_each(
+    aws, iceberg_artifacts, bucket, emr_role, emr_app
+):
+    submission = submit_emr_job(
+        aws, iceberg_artifacts, EmrSubmitOptions(application=emr_app, role=emr_role, bucket=bucket)
+    )
+
+    stored = aws.emr.get_job_run(applicationId=emr_app, jobRunId=submission.run_id)["jobRun"]
+    params = shlex.split(stored["jobDriver"]["sparkSubmit"]["sparkSubmitParameters"])
+    jars = params[params.index("--jars") + 1].split(",")
+    assert jars[-1] == "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar"
+    assert not [j for j in jars[:-1] if "iceberg" in j]
+    confs = [params[i + 1] for i, part in enumerate(params) if part == "--conf"]
+    assert confs[-len(ICEBERG_CONF) :] == ICEBERG_CONF
+    assert not [k for k in uploaded_keys(aws, bucket) if "iceberg" in k]
+    text = json.dumps(stored, default=str)
+    assert ICEBERG_PASSWORD not in text and "jdbc.password" not in text
+
+
+@pytest.mark.parametrize("platform", ["glue", "emr"])
+def test_a_local_iceberg_warehouse_is_refused_before_anything_is_uploaded(
+    aws, run_cli, tmp_path, bucket, glue_role, emr_role, emr_app, platform
+):
+    spec = tmp_path / "ice_local.toml"
+    spec.write_text(
+        ICEBERG_SPEC.replace('"s3://lake/meta"', f'"{tmp_path / "meta"}"'), encoding="utf-8"
+    )
+    name = unique("ice-local")
+    if platform == "glue":
+        argv = ["deploy", "glue", str(spec), "--out", str(tmp_path / "dist"), "--job-name", name,
+                "--role", glue_role, "--bucket", bucket]  # fmt: skip
+    else:
+        argv = ["submit", "emr", str(spec), "--out", str(tmp_path / "dist"),
+                "--application", emr_app, "--role", emr_role, "--bucket", bucket]  # fmt: skip
+    runs_before = job_runs(aws, emr_app)
+
+    code, out, err = run_cli(*argv)
+
+    errors = [line for line in err.splitlines() if line.startswith("sluiceway: error:")]
+    assert code == 1 and len(errors) == 1, err
+    # The spec is named as packaged: the copy inside the artifact set the job would run.
+    assert errors[0].startswith("sluiceway: error: ") and "/pipelines/ice_local.toml: " in errors[0]
+    assert f": catalogs.meta.warehouse: '{tmp_path / 'meta'}' is not on S3" in errors[0]
+    assert uploaded_keys(aws, bucket) == []
+    assert name not in aws.glue.list_jobs()["JobNames"]
+    assert job_runs(aws, emr_app) == runs_before

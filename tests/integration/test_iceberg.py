@@ -100,6 +100,8 @@ def test_merge_lands_inserts_updates_and_moves_with_the_watermark_in_the_snapsho
     summary = _summaries(spark, ident)[-1]
     assert json.loads(summary[WATERMARK_PROPERTY]) == first.watermark_after
     assert summary[RUN_ID_PROPERTY] == spark.table(ident).select("_run_id").first()[0]
+    assert first.commit is not None
+    assert (first.commit["added-records"], first.commit["deleted-records"]) == (8, 0)
 
     stamp = "TIMESTAMPTZ '2024-01-03 00:00:00+00'"
     db.execute(
@@ -121,6 +123,14 @@ def test_merge_lands_inserts_updates_and_moves_with_the_watermark_in_the_snapsho
     summaries = _summaries(spark, ident)
     assert json.loads(summaries[-1][WATERMARK_PROPERTY]) == second.watermark_after
     assert summaries[-1]["total-records"] != "0"
+    # The report names the commit: merge-on-read adds the 9 rows' new versions and marks
+    # the 8 old ones with position deletes, deleting no data file.
+    newest = spark.sql(f"SELECT snapshot_id FROM {ident}.snapshots ORDER BY committed_at")
+    assert second.commit is not None
+    assert second.commit["snapshot_id"] == newest.collect()[-1][0]
+    assert second.commit["added-records"] == 9
+    assert second.commit["deleted-data-files"] == 0
+    assert second.commit["added-delete-files"] > 0
     props = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {ident}").collect()}
     assert props["write.merge.mode"] == "merge-on-read"
     partitions = spark.sql(f"SELECT partition.* FROM {ident}.partitions").columns

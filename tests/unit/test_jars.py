@@ -44,3 +44,17 @@ def test_each_spark_line_has_the_iceberg_runtime_built_for_it():
     }
     with pytest.raises(SluicewayError, match="no Iceberg runtime pinned for Spark 9.9"):
         jars.iceberg_jar("9.9")
+
+
+def test_the_aws_sdk_for_icebergs_glue_catalog_is_pinned_where_s3a_lacks_sdk_v2():
+    # 3.5: S3A is on SDK v1, so iceberg-aws-bundle of the line's own Iceberg version.
+    (bundle,) = jars.iceberg_aws_jars("3.5")
+    assert (bundle.artifact, bundle.version) == (
+        "iceberg-aws-bundle",
+        jars.iceberg_jar("3.5").version,
+    )
+    # 4.1: S3A's SDK v2 bundle is already on the class path; a second SDK v2 would clash.
+    assert jars.iceberg_aws_jars("4.1") == ()
+    assert any(j.group == "software.amazon.awssdk" for j in jars.S3A_JARS["3.4.2"])
+    with pytest.raises(SluicewayError, match="no Iceberg runtime pinned for Spark 9.9"):
+        jars.iceberg_aws_jars("9.9")

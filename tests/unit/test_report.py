@@ -32,3 +32,23 @@ def test_progress_goes_to_stdout_and_the_error_line_to_stderr(capsys):
     out, err = capsys.readouterr()
     assert out == "  orders: written, 10 rows, 2 partitions, 1.2s\n"
     assert err == "sluiceway: error: x.toml: tables.orders: boom\n"
+
+
+def test_an_iceberg_commit_is_shown_under_the_table_with_rows_and_files_in_and_out(capsys):
+    report = _report()
+    report.tables[0].commit = {
+        "snapshot_id": 42,
+        "added-records": 9,
+        "deleted-records": 0,
+        "added-data-files": 2,
+        "deleted-data-files": 0,
+        "added-delete-files": 1,
+        "removed-delete-files": 0,
+    }
+    print_summary(report)
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[3:] == [
+        "  orders: iceberg snapshot 42: +9/-0 rows, +2/-0 data files, +1/-0 delete files",
+        "run r1: succeeded, 2 datasets, 10 rows written, 3.0s",
+    ]

@@ -170,3 +170,18 @@ def test_maintenance_on_a_parquet_sink_is_an_unknown_key():
     assert "tables.orders.sink.maintenance: unknown key" in _error(
         sink="{ maintenance = { keep_days = 1 } }"
     )
+
+
+def test_glue_catalog_needs_its_warehouse_on_s3_and_lower_case_names():
+    glue = '[catalogs.g]\ntype = "glue"\nwarehouse = "s3a://lake/wh/"\n'
+    sink = _spec(extra=glue).tables[0].sink
+    assert isinstance(sink, IcebergSink)
+    assert (sink.catalog.type, sink.catalog.warehouse) == ("glue", "s3://lake/wh")
+    # GlueCatalog's default location for a table of a database without one of its own.
+    assert (sink.identifier, sink.path) == ("g.p.orders", "s3://lake/wh/p.db/orders")
+    local = glue.replace("s3a://lake/wh/", "wh")
+    assert "x.toml: catalogs.g.warehouse: a glue catalog's warehouse must be on S3" in _error(
+        extra=local
+    )
+    upper = _error(extra=glue, sink='{ format = "iceberg", table = "Sales.orders" }')
+    assert upper.startswith("x.toml: tables.orders.sink.table: 'Sales.orders': a glue catalog")

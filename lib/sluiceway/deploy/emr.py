@@ -28,6 +28,7 @@ from sluiceway.deploy.aws import (
     s3_tail,
     upload_artifacts,
 )
+from sluiceway.deploy.iceberg import EMR_ICEBERG_JAR, Conf, iceberg_job_conf, packaged_spec
 from sluiceway.deploy.package import EMR_ENTRYPOINT, PYFILES, SPEC, ArtifactSet
 from sluiceway.errors import DeployError
 
@@ -178,8 +179,11 @@ def resolve_application(clients: AwsClients, options: EmrSubmitOptions) -> Appli
     return _application_from(app, created=True)
 
 
-def spark_submit_parameters(options: EmrSubmitOptions, uploaded: Uploaded) -> str:
-    """--py-files, --jars and the driver/executor environment, as one string."""
+def spark_submit_parameters(
+    options: EmrSubmitOptions, uploaded: Uploaded, iceberg_conf: Conf = ()
+) -> str:
+    """--py-files, --jars and the driver/executor environment, as one string; with
+    `iceberg_conf`, the platform's Iceberg runtime on --jars and the settings as --conf."""
     conf = [
         # The Python that runs the driver and the executors' Python workers.
         ("spark.emr-serverless.driverEnv.PYSPARK_PYTHON", options.python),
@@ -188,11 +192,13 @@ def spark_submit_parameters(options: EmrSubmitOptions, uploaded: Uploaded) -> st
         # The JDBC drivers take their session time zone from the JVM's; see sources/jdbc.py.
         ("spark.emr-serverless.driverEnv.TZ", "UTC"),
         ("spark.executorEnv.TZ", "UTC"),
+        *iceberg_conf,
         *options.spark_conf,
     ]
+    jar_uris = [*uploaded.jar_uris, *([EMR_ICEBERG_JAR] if iceberg_conf else [])]
     parts = ["--py-files", uploaded.uri(PYFILES)]
-    if uploaded.jar_uris:
-        parts += ["--jars", ",".join(uploaded.jar_uris)]
+    if jar_uris:
+        parts += ["--jars", ",".join(jar_uris)]
     for key, value in conf:
         parts += ["--conf", f"{key}={value}"]
     return shlex.join(parts)
@@ -205,6 +211,7 @@ def start_job_run_request(
     application_id: str,
     execution_role: str,
     client_token: str,
+    iceberg_conf: Conf = (),
 ) -> dict[str, Any]:
     """StartJobRun's full request."""
     arguments = ["--spec", uploaded.uri(SPEC)]
@@ -219,7 +226,7 @@ def start_job_run_request(
             "sparkSubmit": {
                 "entryPoint": uploaded.uri(EMR_ENTRYPOINT),
                 "entryPointArguments": arguments,
-                "sparkSubmitParameters": spark_submit_parameters(options, uploaded),
+                "sparkSubmitParameters": spark_submit_parameters(options, uploaded, iceberg_conf),
             }
         },
         "configurationOverrides": {
@@ -255,6 +262,7 @@ def submit_emr_job(
     the command with --client-token, return the run already started instead of a second.
     """
     options.validate()
+    iceberg_conf = iceberg_job_conf(packaged_spec(artifacts))
     check_bucket(clients, options.bucket)
     role = role_arn(clients, options.role, "EMR Serverless execution")
     application = resolve_application(clients, options)
@@ -266,6 +274,7 @@ def submit_emr_job(
         application.id,
         role,
         options.client_token or new_client_token(),
+        iceberg_conf,
     )
     response = aws_call(
         f"start a job run on EMR Serverless application {application.id}",

@@ -24,6 +24,12 @@ from sluiceway.deploy.aws import (
     role_arn,
     upload_artifacts,
 )
+from sluiceway.deploy.iceberg import (
+    Conf,
+    glue_iceberg_arguments,
+    iceberg_job_conf,
+    packaged_spec,
+)
 from sluiceway.deploy.package import GLUE_SCRIPT, PYFILES, SPEC, ArtifactSet
 from sluiceway.errors import DeployError
 
@@ -73,9 +79,14 @@ class GlueJobOptions:
 
 
 def job_definition(
-    options: GlueJobOptions, artifacts: ArtifactSet, uploaded: Uploaded, role: str
+    options: GlueJobOptions,
+    artifacts: ArtifactSet,
+    uploaded: Uploaded,
+    role: str,
+    iceberg_conf: Conf = (),
 ) -> dict[str, Any]:
-    """The job's full definition: CreateJob's arguments less Name, and UpdateJob's JobUpdate."""
+    """The job's full definition: CreateJob's arguments less Name, and UpdateJob's JobUpdate
+    (with `iceberg_conf`, Glue's own Iceberg and the catalogs' settings)."""
     definition: dict[str, Any] = {
         "Description": (
             f"Sluiceway pipeline {artifacts.pipeline} "
@@ -99,6 +110,7 @@ def job_definition(
             "--enable-continuous-cloudwatch-log": "true",
             "--job-bookmark-option": "job-bookmark-disable",
             "--job-language": "python",
+            **glue_iceberg_arguments(iceberg_conf),
         },
         "MaxRetries": options.max_retries,
         "Timeout": options.timeout_minutes,
@@ -134,6 +146,7 @@ def deploy_glue_job(
 ) -> GlueDeployment:
     """Upload the set and create the job, or update it in place if it exists."""
     options.validate()
+    iceberg_conf = iceberg_job_conf(packaged_spec(artifacts))
     check_bucket(clients, options.bucket)
     role = role_arn(clients, options.role, "Glue job")
     existing = _existing_job(clients, options.job_name)
@@ -146,7 +159,7 @@ def deploy_glue_job(
                 f"(script {script or 'none'}); choose another --job-name"
             )
     uploaded = upload_artifacts(clients, artifacts, options.bucket, options.prefix)
-    definition = job_definition(options, artifacts, uploaded, role)
+    definition = job_definition(options, artifacts, uploaded, role, iceberg_conf)
     if existing is None:
         aws_call(
             f"create Glue job {options.job_name}",

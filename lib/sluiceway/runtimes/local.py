@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from pyspark.sql import SparkSession
 
 from sluiceway import jars
+from sluiceway.iceberg_conf import ICEBERG_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,6 @@ PIPELINE_CONF: dict[str, str] = {
         "org.apache.spark.sql.execution.adaptive.AQEPropagateEmptyRelation"
     ),
 }
-
-
-# Iceberg's SQL extensions (MERGE INTO, CALL procedures); a static setting, so it is set
-# when the session is built.
-ICEBERG_EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
 
 
 def java_options() -> str:

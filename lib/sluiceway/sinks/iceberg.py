@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from pyspark.sql import functions as F
 
 from sluiceway import faults
 from sluiceway.errors import SinkError, SluicewayError, located
+from sluiceway.iceberg_conf import aws_client_settings, catalog_prefix, catalog_settings
 from sluiceway.jvm_errors import SPARK_ERRORS
 from sluiceway.sinks.dataset import Batch
 from sluiceway.sinks.iceberg_schema import (
@@ -47,41 +49,48 @@ log = logging.getLogger(__name__)
 # Snapshot summary keys Sluiceway writes on every commit.
 RUN_ID_PROPERTY = "sluiceway.run-id"
 WATERMARK_PROPERTY = "sluiceway.watermark"
+# What a run's report shows of each commit: Iceberg's snapshot summary counters.
+COMMIT_COUNTERS = (
+    "added-records",
+    "deleted-records",
+    "added-data-files",
+    "deleted-data-files",
+    "added-delete-files",
+    "removed-delete-files",
+)
 # Columns that differ between two runs of the same rows: not part of a row's identity.
 AUDIT_COLUMNS = ("_run_id", "_extracted_at", "_source")
 
 
 def catalog_conf(catalog: IcebergCatalog, credentials: Credentials | None = None) -> dict[str, str]:
     """The Spark settings that register `catalog` (spark.sql.catalog.<name>.*)."""
-    prefix = f"spark.sql.catalog.{catalog.name}"
-    conf = {
-        prefix: "org.apache.iceberg.spark.SparkCatalog",
-        f"{prefix}.warehouse": catalog.warehouse,
-    }
-    if catalog.type == "hadoop":
-        conf[f"{prefix}.type"] = "hadoop"
+    conf = catalog_settings(catalog)
+    if catalog.type != "jdbc":
         return conf
     if credentials is None:
         raise SluicewayError(f"catalog {catalog.name}: a jdbc catalog needs its credentials")
+    prefix = catalog_prefix(catalog)
     port = f":{credentials.port}" if credentials.port else ""
     conf.update(
         {
-            f"{prefix}.catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog",
             f"{prefix}.uri": f"jdbc:postgresql://{credentials.host}{port}/{credentials.database}",
             f"{prefix}.jdbc.user": credentials.user,
             f"{prefix}.jdbc.password": credentials.password,
-            # The catalog's tables are created on first use, in the V1 layout every
-            # Iceberg release can read.
-            f"{prefix}.jdbc.schema-version": "V1",
         }
     )
     return conf
 
 
 def register_catalog(
-    spark: SparkSession, catalog: IcebergCatalog, credentials: Credentials | None = None
+    spark: SparkSession,
+    catalog: IcebergCatalog,
+    credentials: Credentials | None = None,
+    *,
+    namespace: str | None = None,
+    where: str | None = None,
 ) -> None:
-    """Make `catalog` usable in `spark` (catalogs load lazily, so a runtime setting works)."""
+    """Make `catalog` usable in `spark` (catalogs load lazily, so a runtime setting works);
+    in a glue catalog, also create `namespace` (a Glue database) if it is missing."""
     if catalog.type == "jdbc":
         # Iceberg opens its connections with DriverManager, which only sees drivers on the
         # JVM's class path; Spark's registry makes the spark.jars driver visible to it.
@@ -89,8 +98,21 @@ def register_catalog(
         jvm.org.apache.spark.sql.execution.datasources.jdbc.DriverRegistry.register(
             "org.postgresql.Driver"
         )
-    for key, value in catalog_conf(catalog, credentials).items():
+    conf = catalog_conf(catalog, credentials)
+    conf.update(aws_client_settings(catalog, os.environ, _aws_region()))
+    for key, value in conf.items():
         spark.conf.set(key, value)
+    if catalog.type == "glue" and namespace is not None:
+        # GlueCatalog creates no database on its own: a table's first write would fail.
+        place = where or f"catalogs.{catalog.name}"
+        with located(place, SinkError, doing=f"creating Glue database {namespace}"):
+            spark.sql(f"CREATE NAMESPACE IF NOT EXISTS `{catalog.name}`.`{namespace}`")
+
+
+def _aws_region() -> str | None:
+    import boto3  # the package's one dependency; the region as every boto3 client sees it
+
+    return boto3.session.Session().region_name
 
 
 class _Statement:
@@ -142,7 +164,7 @@ def with_commit_properties(
 
 @dataclass
 class IcebergDataset:
-    """An Iceberg table in a hadoop or jdbc catalog."""
+    """An Iceberg table in a hadoop, jdbc or glue catalog."""
 
     spark: SparkSession
     sink: IcebergSink
@@ -153,7 +175,10 @@ class IcebergDataset:
     published: dict[str, Any] | None = None  # Glue tables are Parquet-only: always None
 
     def __post_init__(self) -> None:
-        register_catalog(self.spark, self.sink.catalog, self.credentials)
+        namespace = self.sink.table.split(".")[0]
+        register_catalog(
+            self.spark, self.sink.catalog, self.credentials, namespace=namespace, where=self.where
+        )
 
     @property
     def identifier(self) -> str:
@@ -229,12 +254,35 @@ class IcebergDataset:
                 self.spark.sql(statement)
             faults.reached(f"iceberg-evolved:{self.identifier}")
             with_commit_properties(self.spark, batch.commit_properties, lambda: write(df))
-        return WriteResult(self.sink.path, (), replaced=replaced)
+        return WriteResult(
+            self.sink.path,
+            (),
+            replaced=replaced,
+            commit=self._commit_of(batch.commit_properties.get(RUN_ID_PROPERTY)),
+        )
 
     def _schema_changes(self, df: DataFrame) -> SchemaChanges:
         with located(self.where, SinkError, doing=f"reading the schema of {self.identifier}"):
             table = self.spark.table(self.identifier).schema
         return schema_changes(table, df.schema, where=self.where)
+
+    def _commit_of(self, run_id: str | None) -> dict[str, int] | None:
+        """The snapshot id and counters of the commit `run_id` just made (None: the write
+        committed nothing, e.g. a merge of no rows)."""
+        if run_id is None:
+            return None
+        ident = self.identifier
+        with located(self.where, SinkError, doing=f"reading the snapshots of {ident}"):
+            rows = self.spark.sql(
+                f"SELECT snapshot_id, summary FROM {ident}.snapshots "
+                f"WHERE summary['{RUN_ID_PROPERTY}'] = '{run_id}' "
+                "ORDER BY committed_at DESC LIMIT 1"
+            ).collect()
+        if not rows:
+            return None
+        summary = rows[0]["summary"]
+        counters = {key: int(summary.get(key) or 0) for key in COMMIT_COUNTERS}
+        return {"snapshot_id": rows[0]["snapshot_id"], **counters}
 
     def _refuse_null_keys(self, df: DataFrame) -> None:
         null_key = F.lit(False)

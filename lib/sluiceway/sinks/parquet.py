@@ -61,6 +61,8 @@ class WriteResult:
     partitions: tuple[Partition, ...]  # partition values the write replaced or added to
     removed: tuple[Partition, ...] = ()  # partitions the write emptied and deleted
     replaced: bool = False  # the write replaced the whole dataset
+    # An Iceberg write's commit: its snapshot id and what it added and removed.
+    commit: dict[str, int] | None = None
 
 
 class HadoopFs:
