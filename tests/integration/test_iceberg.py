@@ -16,9 +16,10 @@ from sluiceway import pipeline
 from sluiceway.errors import SluicewayError, SpecError
 from sluiceway.sinks.dataset import Batch
 from sluiceway.sinks.iceberg import RUN_ID_PROPERTY, WATERMARK_PROPERTY, IcebergDataset
-from sluiceway.spec import IcebergCatalog, IcebergSink, PartitionField, load_spec
+from sluiceway.spec import PartitionField, load_spec
 
 from .dbs import Db, write_spec
+from .iceberg import iceberg_dataset
 
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 LATER = BASE + timedelta(days=2)
@@ -144,19 +145,7 @@ def test_merge_lands_inserts_updates_and_moves_with_the_watermark_in_the_snapsho
 
 
 def _dataset(spark, tmp_path, *, key: tuple[str, ...] = ("id",), partitioning=()) -> IcebergDataset:
-    catalog = IcebergCatalog(f"c{uuid.uuid4().hex[:8]}", "hadoop", str(tmp_path / "wh"))
-    sink = IcebergSink(
-        catalog=catalog,
-        table="ns.t",
-        path=str(tmp_path / "wh" / "ns" / "t"),
-        mode="merge",
-        compression="zstd",
-        quarantine_path=str(tmp_path / "q"),
-        partitioning=partitioning,
-    )
-    return IcebergDataset(
-        spark, sink, where="test", primary_key=key, incremental_column="updated_at"
-    )
+    return iceberg_dataset(spark, tmp_path, key=key, partitioning=partitioning)
 
 
 SCHEMA = "id INT, grp STRING, d DATE, amount DECIMAL(10,2), updated_at TIMESTAMP"

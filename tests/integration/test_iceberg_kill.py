@@ -37,8 +37,9 @@ from sluiceway.errors import SinkError
 from sluiceway.faults import ENV as KILL_AT
 from sluiceway.sinks.dataset import Batch
 from sluiceway.sinks.iceberg import RUN_ID_PROPERTY, IcebergDataset, watermark_properties
-from sluiceway.spec import IcebergCatalog, IcebergSink, load_spec
+from sluiceway.spec import IcebergSink, load_spec
 
+from .iceberg import iceberg_dataset
 from .tpch import query
 
 PIPELINE = "ice_kill"
@@ -367,18 +368,7 @@ def _batch(spark, ids: range, name: str, run_id: str) -> DataFrame:
 
 
 def _keyed_dataset(spark, tmp_path: Path) -> IcebergDataset:
-    catalog = IcebergCatalog(f"conc_{uuid.uuid4().hex[:8]}", "hadoop", str(tmp_path / "wh"))
-    sink = IcebergSink(
-        catalog=catalog,
-        table="ns.t",
-        path=str(tmp_path / "wh" / "ns" / "t"),
-        mode="merge",
-        compression="zstd",
-        quarantine_path=str(tmp_path / "q"),
-    )
-    return IcebergDataset(
-        spark, sink, where="concurrency test", primary_key=("id",), incremental_column="updated_at"
-    )
+    return iceberg_dataset(spark, tmp_path, where="concurrency test")
 
 
 def _table(dataset: IcebergDataset) -> dict[int, tuple]:

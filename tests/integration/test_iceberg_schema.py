@@ -18,9 +18,10 @@ from sluiceway.errors import SinkError
 from sluiceway.sinks import iceberg
 from sluiceway.sinks.dataset import Batch
 from sluiceway.sinks.iceberg import RUN_ID_PROPERTY, WATERMARK_PROPERTY, IcebergDataset
-from sluiceway.spec import IcebergCatalog, IcebergSink, load_spec
+from sluiceway.spec import load_spec
 
 from .dbs import write_spec
+from .iceberg import iceberg_dataset
 from .test_iceberg import _create_source, _db_rows, _table_rows
 
 BASE = "id INT, name STRING, n INT, f FLOAT, d DECIMAL(10,2)"
@@ -28,17 +29,14 @@ BASE_ROWS = [(1, "a", 1, 1.5, Decimal("1.25")), (2, "b", 2, 2.5, Decimal("2.50")
 
 
 def _dataset(spark, tmp_path, *, key: tuple[str, ...] = ("id",)) -> IcebergDataset:
-    catalog = IcebergCatalog(f"c{uuid.uuid4().hex[:8]}", "hadoop", str(tmp_path / "wh"))
-    sink = IcebergSink(
-        catalog=catalog,
-        table="ns.t",
-        path=str(tmp_path / "wh" / "ns" / "t"),
-        mode="merge",
-        compression="zstd",
-        quarantine_path=str(tmp_path / "q"),
+    return iceberg_dataset(
+        spark,
+        tmp_path,
+        key=key,
         write_mode="merge-on-read",
+        incremental_column=None,
+        where="x.toml: tables.t",
     )
-    return IcebergDataset(spark, sink, where="x.toml: tables.t", primary_key=key)
 
 
 def _batch(spark, schema: str, rows: list[tuple], run_id: str = "r") -> Batch:
