@@ -85,4 +85,4 @@ submit "${first_run[@]}"
 sluiceway demo mutate --port "$SLUICEWAY_PG_PORT" --new-orders 100 --updated-orders 50
 echo "==> run 2: incremental, only the change"
 submit
-echo "==> output under $output; state: sluiceway state show $spec --output $output"
+echo "==> output under $output; state: sluiceway state show $spec --output $output ${catalog[*]}"
