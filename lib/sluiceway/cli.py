@@ -18,12 +18,18 @@ from sluiceway.report import (
     print_summary,
     print_table_progress,
 )
+from sluiceway.spec import DEFAULT_CATALOG_TYPES, ICEBERG_CATALOG_HELP
 
 
 def _load(args: argparse.Namespace):  # -> PipelineSpec
     from sluiceway.spec import load_spec
 
-    return load_spec(args.spec, output_root=args.output, state_location=args.state)
+    return load_spec(
+        args.spec,
+        output_root=args.output,
+        state_location=args.state,
+        iceberg_catalog=args.iceberg_catalog,
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -228,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("spec", help="pipeline spec (TOML)")
         p.add_argument("--output", help="override the spec's output root (path or s3:// URI)")
         p.add_argument("--state", help="override the spec's state location")
+        p.add_argument(
+            "--iceberg-catalog", choices=DEFAULT_CATALOG_TYPES, help=ICEBERG_CATALOG_HELP
+        )
 
     run_p = sub.add_parser("run", help="run a pipeline with a local Spark")
     spec_args(run_p)

@@ -41,9 +41,23 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO_SPEC = ROOT / "pipelines" / "tpch_demo.toml"
 
 
+# The demo's Iceberg tables are in its default hadoop catalog at <output>/warehouse, which a
+# deployed job must find on S3: the demo spec is deployed with its output there.
+DEMO_OUTPUT = "s3://lake/tpch_demo"
+DEMO_ICEBERG_CONF = [
+    "spark.sql.extensions=org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+    "spark.sql.catalog.lake=org.apache.iceberg.spark.SparkCatalog",
+    f"spark.sql.catalog.lake.warehouse={DEMO_OUTPUT}/warehouse",
+    "spark.sql.catalog.lake.type=hadoop",
+]
+
+
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory) -> ArtifactSet:
-    return build_artifacts(DEMO_SPEC, tmp_path_factory.mktemp("dist"))
+    spec = tmp_path_factory.mktemp("spec") / DEMO_SPEC.name
+    text = DEMO_SPEC.read_text()
+    spec.write_text(text.replace('output = "out/tpch_demo"', f'output = "{DEMO_OUTPUT}"'))
+    return build_artifacts(spec, tmp_path_factory.mktemp("dist"))
 
 
 @pytest.fixture
@@ -116,6 +130,8 @@ def expected_glue_definition(bucket: str, artifacts: ArtifactSet, role: str) -> 
             "--enable-continuous-cloudwatch-log": "true",
             "--job-bookmark-option": "job-bookmark-disable",
             "--job-language": "python",
+            "--datalake-formats": "iceberg",
+            "--conf": " --conf ".join(DEMO_ICEBERG_CONF),
         },
         "MaxRetries": 0,
         "Timeout": 120,
@@ -279,12 +295,14 @@ def expected_start_job_run(bucket, artifacts, app_id, role, token) -> dict:
                 "sparkSubmitParameters": (
                     f"--py-files {base}/sluiceway-{artifacts.version}.zip "
                     f"--jars {base}/jars/postgresql-42.7.14.jar,{base}/jars/mysql-connector-j-9.7.0.jar,"
-                    f"{base}/jars/redshift-jdbc42-2.3.0.jar "
+                    f"{base}/jars/redshift-jdbc42-2.3.0.jar,"
+                    "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar "
                     f"--conf spark.emr-serverless.driverEnv.PYSPARK_PYTHON={python} "
                     f"--conf spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON={python} "
                     f"--conf spark.executorEnv.PYSPARK_PYTHON={python} "
                     "--conf spark.emr-serverless.driverEnv.TZ=UTC "
-                    "--conf spark.executorEnv.TZ=UTC"
+                    "--conf spark.executorEnv.TZ=UTC "
+                    + " ".join(f"--conf {conf}" for conf in DEMO_ICEBERG_CONF)
                 ),
             }
         },

@@ -30,7 +30,9 @@ from sluiceway.spec import (
 # https://docs.aws.amazon.com/emr/latest/EMR-Serverless-UserGuide/using-iceberg.html).
 # It goes on --jars, not --conf spark.jars: spark-submit drops --conf spark.jars when
 # --jars is given (checked with spark-submit --verbose on 3.5.8), and ours always is. The
-# same path is used on emr-spark-8.0, for which no documented path was found.
+# same path is used on emr-spark-8.0: its release page lists Iceberg 1.10.1-amzn-0 and no
+# jar path (https://docs.amazonaws.cn/en_us/emr/latest/ReleaseGuide/emr-spark800-release.html),
+# and the EMR Serverless Iceberg page above gives this one path with no release named.
 EMR_ICEBERG_JAR = "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar"
 Conf = tuple[tuple[str, str], ...]
 
