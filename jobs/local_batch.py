@@ -1,12 +1,11 @@
 """spark-submit entrypoint for a batch pipeline on a laptop or server.
 
 spark-submit --jars "$(sluiceway jars path)" --driver-class-path "$(sluiceway jars classpath)" \
-    --conf spark.sql.extensions=org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions \
     jobs/local_batch.py SPEC [--full-refresh] [--output DIR_OR_S3_URI] [--iceberg-catalog glue]
 
-scripts/demo.sh shows the whole command line (driver memory, UTC, log configuration). The
-Iceberg extensions are a static setting: they must be given to spark-submit, this script
-cannot add them to the session spark-submit built.
+scripts/demo.sh shows the whole command line (driver memory, UTC, log configuration).
+`submitted_session` adds Iceberg's SQL extensions to whatever spark-submit was given: no
+session exists yet when this script starts, so the static setting can still be set.
 """
 
 from __future__ import annotations
