@@ -375,34 +375,6 @@ def _artifacts_for(args: argparse.Namespace):  # -> ArtifactSet
     return artifacts
 
 
-def _packaged_spec(artifacts):  # -> PipelineSpec
-    """The set's spec, checked: a set whose spec names what does not resolve is not deployed."""
-    from sluiceway.deploy.package import SPEC
-    from sluiceway.spec import load_spec
-    from sluiceway.spec_check import check
-
-    spec = load_spec(artifacts.root / artifacts.file(SPEC).path)
-    check(spec)
-    return spec
-
-
-def _warn_environment(spec, platform: str) -> None:  # spec: PipelineSpec
-    """Glue and EMR jobs get no environment from us: say so for specs that read one."""
-    for conn in spec.connections.values():
-        if conn.password_env and not conn.secret_id:
-            print(
-                f"warning: connection {conn.name} reads its password from ${conn.password_env}, "
-                f"which {platform} does not set; use secret_id (Secrets Manager)",
-                file=sys.stderr,
-            )
-    if spec.hash_salt_env:
-        print(
-            f"warning: the hash salt comes from ${spec.hash_salt_env}, which {platform} does not "
-            "set for you; make sure the job's environment has it",
-            file=sys.stderr,
-        )
-
-
 class _Progress:
     """State transitions as one live line on a terminal, one line each otherwise."""
 
@@ -463,10 +435,11 @@ def _cmd_deploy_glue(args: argparse.Namespace) -> int:
         timeout_minutes=args.timeout_minutes,
         max_retries=args.max_retries,
         connections=tuple(args.connection or ()),
+        output=args.output,
+        state=args.state,
     )
     options.validate()  # bad options fail before anything is built or uploaded
     artifacts = _artifacts_for(args)
-    _warn_environment(_packaged_spec(artifacts), "a Glue job")
     clients = aws_clients()
     deployment = glue.deploy_glue_job(clients, artifacts, options)
     up = deployment.uploaded
@@ -518,10 +491,11 @@ def _cmd_submit_emr(args: argparse.Namespace) -> int:
         full_refresh=args.full_refresh,
         client_token=args.client_token,
         spark_conf=emr.parse_conf(args.conf or ()),
+        output=args.output,
+        state=args.state,
     )
     options.validate()
     artifacts = _artifacts_for(args)
-    _warn_environment(_packaged_spec(artifacts), "an EMR Serverless job run")
     clients = aws_clients()
     submission = emr.submit_emr_job(clients, artifacts, options)
     app = submission.application
@@ -581,6 +555,8 @@ def add_deploy_commands(sub) -> None:  # sub: the top-level subparsers
         p.add_argument("--prefix", default="sluiceway", help="key prefix in the bucket")
         p.add_argument("--timeout-minutes", type=int, default=120)
         p.add_argument("--full-refresh", action="store_true", help="the run ignores watermarks")
+        p.add_argument("--output", help="the run's output root (s3://), instead of the spec's")
+        p.add_argument("--state", help="the run's state location (s3://), instead of the spec's")
         p.add_argument("--poll-seconds", type=float, default=15.0, help=argparse.SUPPRESS)
 
     deploy_p = sub.add_parser("deploy", help="deploy a pipeline as a cloud job")

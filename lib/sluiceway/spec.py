@@ -269,6 +269,8 @@ class PipelineSpec:
     tables: tuple[TableSpec, ...]
     outputs: tuple[OutputSpec, ...] = ()
     catalogs: Mapping[str, IcebergCatalog] = field(default_factory=dict)
+    # The salt from Secrets Manager: what a Glue or EMR job can read (they get no env).
+    hash_salt_secret_id: str | None = None
 
     def table(self, name: str) -> TableSpec:
         for table in self.tables:
@@ -324,7 +326,7 @@ def parse_spec(
     top, pipe, name = top_reader(
         text, source, "pipeline", "connections", "catalogs", "tables", "outputs"
     )
-    pipe.only("name", "output", "state", "staging", "hash_salt_env")
+    pipe.only("name", "output", "state", "staging", "hash_salt_env", "hash_salt_secret_id")
     root = output_root or pipe.get("output", str, required=True)
     # Relative state and staging locations live under the output root.
     state = state_location or join_path(root, pipe.get("state", str, "_state"))
@@ -361,9 +363,15 @@ def parse_spec(
         known.add(key)
 
     hash_salt_env = pipe.identifier("hash_salt_env")
+    hash_salt_secret_id = pipe.get("hash_salt_secret_id", str)
+    if hash_salt_env and hash_salt_secret_id:
+        pipe.fail("hash_salt_secret_id", "give hash_salt_env or hash_salt_secret_id, not both")
     for table in tables:
-        if table.hash_columns and not hash_salt_env:
-            pipe.fail("hash_salt_env", f"required because tables.{table.name}.hash_columns is set")
+        if table.hash_columns and not (hash_salt_env or hash_salt_secret_id):
+            pipe.fail(
+                "hash_salt_env",
+                f"required (or hash_salt_secret_id): tables.{table.name}.hash_columns is set",
+            )
     return PipelineSpec(
         name=name,
         source_file=source,
@@ -375,6 +383,7 @@ def parse_spec(
         tables=tables,
         outputs=tuple(outputs),
         catalogs=catalogs,
+        hash_salt_secret_id=hash_salt_secret_id,
     )
 
 

@@ -1,6 +1,8 @@
 """The TPC-H demo pipeline with its output, state and Glue tables on the local S3 endpoint,
 run as `scripts/demo.sh --s3` runs it: `--iceberg-catalog glue`, so silver and gold are
-Iceberg tables of the Glue Data Catalog (moto's) and bronze Parquet with a Glue table.
+Iceberg tables of the Glue Data Catalog (moto's) and bronze Parquet with a Glue table. As a
+Glue or EMR job would, it reads the database password and the hash salt from Secrets
+Manager (moto's), with neither in its environment.
 
 The Parquet objects are read back without S3A: boto3 lists and downloads them, Spark reads
 the local copy; the Iceberg tables are read through a glue catalog of the test's session.
@@ -10,6 +12,8 @@ merges through S3 staging prefixes are covered, faster, in test_catalog.py.)
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import subprocess
@@ -32,11 +36,34 @@ LINE_COLUMNS = ("l_orderkey", "l_linenumber", "l_quantity", "l_extendedprice", "
 ICEBERG = ("nation", "customer", "orders", "order_lines", "revenue_by_nation_daily")
 
 
-def _run(spec: Path, output: str, password: str, *extra: str) -> None:
+SALT = "s3-demo-salt"
+
+
+def _with_secrets(spec: Path, password: str) -> None:
+    """The spec's password and salt from Secrets Manager instead of environment variables."""
+    secrets = boto3.client("secretsmanager")
+    tag = uuid.uuid4().hex[:8]
+    login = secrets.create_secret(
+        Name=f"tpch-{tag}", SecretString=json.dumps({"password": password})
+    )
+    salt = secrets.create_secret(Name=f"salt-{tag}", SecretString=SALT)
+    text = spec.read_text()
+    for old, new in [
+        ('password_env = "SLUICEWAY_TPCH_PASSWORD"', f'secret_id = "{login["Name"]}"'),
+        ('hash_salt_env = "SLUICEWAY_HASH_SALT"', f'hash_salt_secret_id = "{salt["Name"]}"'),
+    ]:
+        assert old in text, old
+        text = text.replace(old, new)
+    spec.write_text(text)
+
+
+def _run(spec: Path, output: str, *extra: str) -> None:
     env = {
-        **os.environ,
-        "SLUICEWAY_TPCH_PASSWORD": password,
-        "SLUICEWAY_HASH_SALT": "test-salt",
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("SLUICEWAY_TPCH_PASSWORD", "SLUICEWAY_HASH_SALT")
+        },
         "SLUICEWAY_SHUFFLE_PARTITIONS": "2",  # two cores, small data: fewer files to move on S3
     }
     result = subprocess.run(
@@ -79,7 +106,8 @@ def test_demo_pipeline_on_s3_writes_exactly_the_source_rows_in_the_spec_layout(
     database = f"tpch_it_{uuid.uuid4().hex[:8]}"
     spec = demo_spec(tmp_path, schema, pg_conn_info.port, glue_database=database)
     output = f"s3://{s3_bucket}/tpch_demo"
-    _run(spec, output, pg_conn_info.password, "--iceberg-catalog", "glue")
+    _with_secrets(spec, pg_conn_info.password)
+    _run(spec, output, "--iceberg-catalog", "glue")
     glue = boto3.client("glue")
     warehouse = f"{output}/warehouse/{database}.db"
 
@@ -118,6 +146,12 @@ def test_demo_pipeline_on_s3_writes_exactly_the_source_rows_in_the_spec_layout(
     )
     got = sorted(tuple(r) for r in lines.select(*LINE_COLUMNS).collect())
     assert got == sorted(query(conninfo, schema, f"SELECT {', '.join(LINE_COLUMNS)} FROM lineitem"))
+    # The PII columns hashed with the salt from the secret.
+    customers = spark.table(f"{catalog.name}.{database}.customer").select("c_custkey", "c_name")
+    names = dict(query(conninfo, schema, "SELECT c_custkey, c_name FROM customer"))
+    assert {r[0]: r[1] for r in customers.collect()} == {
+        key: hashlib.sha256((SALT + name).encode()).hexdigest() for key, name in names.items()
+    }
     revenue = spark.table(f"{catalog.name}.{database}.revenue_by_nation_daily")
     by_nation = {
         r[0].rstrip(): r[1] for r in revenue.groupBy("nation_name").sum("revenue").collect()

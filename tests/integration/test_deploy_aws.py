@@ -52,11 +52,23 @@ DEMO_ICEBERG_CONF = [
 ]
 
 
+def deployable_demo(text: str) -> str:
+    """The demo spec as a cluster can run it: output on S3, password and salt from Secrets
+    Manager (a Glue or EMR job has no environment variables for them)."""
+    for old, new in [
+        ('output = "out/tpch_demo"', f'output = "{DEMO_OUTPUT}"'),
+        ('password_env = "SLUICEWAY_TPCH_PASSWORD"', 'secret_id = "sluiceway/tpch"'),
+        ('hash_salt_env = "SLUICEWAY_HASH_SALT"', 'hash_salt_secret_id = "sluiceway/salt"'),
+    ]:
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory) -> ArtifactSet:
     spec = tmp_path_factory.mktemp("spec") / DEMO_SPEC.name
-    text = DEMO_SPEC.read_text()
-    spec.write_text(text.replace('output = "out/tpch_demo"', f'output = "{DEMO_OUTPUT}"'))
+    spec.write_text(deployable_demo(DEMO_SPEC.read_text()))
     return build_artifacts(spec, tmp_path_factory.mktemp("dist"))
 
 
@@ -563,7 +575,7 @@ def test_an_unreadable_spec_location_is_one_clear_error(bucket, where, message):
 # ---------------------------------------------------------------------------------------
 # A spec with Iceberg sinks: the platform's Iceberg, the catalogs as --conf, no jar, no secret
 
-ICEBERG_PASSWORD = "iceberg-catalog-pw-7f3a"  # the jdbc catalog's password, in the env only
+ICEBERG_PASSWORD = "iceberg-catalog-pw-7f3a"  # the jdbc catalog's password, in the secret only
 ICEBERG_SPEC = """
 [pipeline]
 name = "ice_deploy"
@@ -574,7 +586,7 @@ engine = "postgresql"
 host = "db.example"
 database = "tpch"
 user = "loader"
-password_env = "SLUICEWAY_ICE_DEPLOY_PW"
+secret_id = "SECRET_ID"
 
 [catalogs.lake]
 type = "glue"
@@ -609,10 +621,19 @@ ICEBERG_CONF = [
 
 
 @pytest.fixture
-def iceberg_artifacts(tmp_path, monkeypatch) -> ArtifactSet:
-    monkeypatch.setenv("SLUICEWAY_ICE_DEPLOY_PW", ICEBERG_PASSWORD)
+def iceberg_secret(aws):
+    """The jdbc catalog's login in Secrets Manager (moto): deploy must never copy it out."""
+    name = unique("ice-deploy")
+    aws_secret = boto3.client("secretsmanager")
+    aws_secret.create_secret(Name=name, SecretString=json.dumps({"password": ICEBERG_PASSWORD}))
+    yield name
+    aws_secret.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+
+
+@pytest.fixture
+def iceberg_artifacts(tmp_path, iceberg_secret) -> ArtifactSet:
     spec = tmp_path / "ice_deploy.toml"
-    spec.write_text(ICEBERG_SPEC, encoding="utf-8")
+    spec.write_text(ICEBERG_SPEC.replace("SECRET_ID", iceberg_secret), encoding="utf-8")
     return build_artifacts(spec, tmp_path / "dist")
 
 
@@ -664,9 +685,8 @@ def test_a_local_iceberg_warehouse_is_refused_before_anything_is_uploaded(
     aws, run_cli, tmp_path, bucket, glue_role, emr_role, emr_app, platform
 ):
     spec = tmp_path / "ice_local.toml"
-    spec.write_text(
-        ICEBERG_SPEC.replace('"s3://lake/meta"', f'"{tmp_path / "meta"}"'), encoding="utf-8"
-    )
+    text = ICEBERG_SPEC.replace("SECRET_ID", "sluiceway/ice")
+    spec.write_text(text.replace('"s3://lake/meta"', f'"{tmp_path / "meta"}"'), encoding="utf-8")
     name = unique("ice-local")
     if platform == "glue":
         argv = ["deploy", "glue", str(spec), "--out", str(tmp_path / "dist"), "--job-name", name,
@@ -686,3 +706,67 @@ def test_a_local_iceberg_warehouse_is_refused_before_anything_is_uploaded(
     assert uploaded_keys(aws, bucket) == []
     assert name not in aws.glue.list_jobs()["JobNames"]
     assert job_runs(aws, emr_app) == runs_before
+
+
+# ---------------------------------------------------------------------------------------
+# What a cluster run cannot have: environment variables, a local output or state
+
+
+@pytest.mark.parametrize("platform", ["glue", "emr"])
+def test_a_spec_reading_the_environment_or_writing_locally_is_refused_before_upload(
+    aws, run_cli, tmp_path, bucket, glue_role, emr_role, emr_app, platform
+):
+    # The stock demo spec: password and salt from environment variables, output on disk.
+    name = unique("env-local")
+    common = [str(DEMO_SPEC), "--out", str(tmp_path / "dist"), "--bucket", bucket]
+    if platform == "glue":
+        argv = ["deploy", "glue", *common, "--job-name", name, "--role", glue_role]
+    else:
+        argv = ["submit", "emr", *common, "--application", emr_app, "--role", emr_role]
+    runs_before = job_runs(aws, emr_app)
+
+    code, out, err = run_cli(*argv)
+
+    errors = [line for line in err.splitlines() if line.startswith("sluiceway: error:")]
+    assert code == 1 and len(errors) == 1, err
+    for key in [
+        "connections.tpch.password_env: ",
+        "$SLUICEWAY_TPCH_PASSWORD",
+        "set secret_id",
+        "pipeline.hash_salt_env: ",
+        "set hash_salt_secret_id",
+        "pipeline.output: out/tpch_demo is a local path",
+        "give --output s3://bucket/prefix",
+        "pipeline.state: out/tpch_demo/_state is a local path",
+    ]:
+        assert key in errors[0], (key, errors[0])
+    assert uploaded_keys(aws, bucket) == []
+    assert name not in aws.glue.list_jobs()["JobNames"]
+    assert job_runs(aws, emr_app) == runs_before
+
+
+def test_output_and_state_overrides_reach_the_glue_job_and_the_emr_run(
+    aws, run_cli, tmp_path, bucket, glue_role, emr_role, emr_app
+):
+    # A deployable spec except for its local output: --output and --state make it runnable.
+    spec = tmp_path / DEMO_SPEC.name
+    spec.write_text(deployable_demo(DEMO_SPEC.read_text()).replace(DEMO_OUTPUT, "out/tpch_demo"))
+    output, state = "s3://lake/override", "s3://lake/override-state"
+    job = unique("override")
+    common = [str(spec), "--out", str(tmp_path / "dist"), "--bucket", bucket,
+              "--output", output, "--state", state]  # fmt: skip
+
+    code, _, err = run_cli("deploy", "glue", *common, "--job-name", job, "--role", glue_role)
+    assert code == 0, err
+    args = aws.glue.get_job(JobName=job)["Job"]["DefaultArguments"]
+    assert (args["--output"], args["--state"]) == (output, state)
+    # The Iceberg catalog's warehouse follows the overridden output.
+    assert f"spark.sql.catalog.lake.warehouse={output}/warehouse" in args["--conf"]
+
+    code, out, err = run_cli("submit", "emr", *common, "--application", emr_app,
+                             "--role", emr_role, "--no-wait")  # fmt: skip
+    assert code == 0, err
+    run = job_runs(aws, emr_app)[0]
+    stored = aws.emr.get_job_run(applicationId=emr_app, jobRunId=run["id"])["jobRun"]
+    arguments = stored["jobDriver"]["sparkSubmit"]["entryPointArguments"]
+    assert arguments[2:6] == ["--output", output, "--state", state]

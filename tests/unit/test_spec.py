@@ -153,8 +153,15 @@ def test_password_in_options_is_refused():
     assert "credentials never go in options" in _error(text)
 
 
-def test_hash_columns_require_a_salt_variable():
-    assert "hash_salt_env: required" in _error(BASE + 'hash_columns = ["c_name"]\n')
+def test_hash_columns_require_a_salt_variable_or_secret():
+    assert "hash_salt_env: required (or hash_salt_secret_id)" in _error(
+        BASE + 'hash_columns = ["c_name"]\n'
+    )
+    text = BASE.replace("[pipeline]\n", '[pipeline]\nhash_salt_secret_id = "etl/salt"\n', 1)
+    spec = parse_spec(text + 'hash_columns = ["c_name"]\n', "x.toml")
+    assert (spec.hash_salt_secret_id, spec.hash_salt_env) == ("etl/salt", None)
+    both = text.replace("[pipeline]\n", '[pipeline]\nhash_salt_env = "SALT"\n', 1)
+    assert "hash_salt_env or hash_salt_secret_id, not both" in _error(both)
 
 
 def test_bad_types_and_values_are_named():

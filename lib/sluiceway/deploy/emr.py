@@ -28,7 +28,8 @@ from sluiceway.deploy.aws import (
     s3_tail,
     upload_artifacts,
 )
-from sluiceway.deploy.iceberg import EMR_ICEBERG_JAR, Conf, iceberg_job_conf, packaged_spec
+from sluiceway.deploy.cluster_spec import deployed_spec, location_arguments
+from sluiceway.deploy.iceberg import EMR_ICEBERG_JAR, Conf, iceberg_job_conf
 from sluiceway.deploy.package import EMR_ENTRYPOINT, PYFILES, SPEC, ArtifactSet
 from sluiceway.errors import DeployError
 
@@ -56,6 +57,8 @@ class EmrSubmitOptions:
     full_refresh: bool = False
     client_token: str | None = None
     spark_conf: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    output: str | None = None  # the run's --output override (an s3:// URI)
+    state: str | None = None  # the run's --state override (an s3:// URI)
 
     def validate(self) -> None:
         if self.spark not in RELEASE_LABELS:
@@ -215,6 +218,8 @@ def start_job_run_request(
 ) -> dict[str, Any]:
     """StartJobRun's full request."""
     arguments = ["--spec", uploaded.uri(SPEC)]
+    for key, value in location_arguments(options.output, options.state).items():
+        arguments += [key, value]
     if options.full_refresh:
         arguments.append("--full-refresh")
     return {
@@ -262,7 +267,9 @@ def submit_emr_job(
     the command with --client-token, return the run already started instead of a second.
     """
     options.validate()
-    iceberg_conf = iceberg_job_conf(packaged_spec(artifacts))
+    iceberg_conf = iceberg_job_conf(
+        deployed_spec(artifacts, "an EMR Serverless job run", options.output, options.state)
+    )
     check_bucket(clients, options.bucket)
     role = role_arn(clients, options.role, "EMR Serverless execution")
     application = resolve_application(clients, options)

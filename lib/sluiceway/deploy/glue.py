@@ -24,11 +24,11 @@ from sluiceway.deploy.aws import (
     role_arn,
     upload_artifacts,
 )
+from sluiceway.deploy.cluster_spec import deployed_spec, location_arguments
 from sluiceway.deploy.iceberg import (
     Conf,
     glue_iceberg_arguments,
     iceberg_job_conf,
-    packaged_spec,
 )
 from sluiceway.deploy.package import GLUE_SCRIPT, PYFILES, SPEC, ArtifactSet
 from sluiceway.errors import DeployError
@@ -54,6 +54,8 @@ class GlueJobOptions:
     timeout_minutes: int = 120
     max_retries: int = 0
     connections: tuple[str, ...] = ()  # Glue connections, e.g. the VPC path to RDS
+    output: str | None = None  # the run's --output override (an s3:// URI)
+    state: str | None = None  # the run's --state override (an s3:// URI)
 
     def validate(self) -> None:
         if not _JOB_NAME.match(self.job_name):
@@ -111,6 +113,7 @@ def job_definition(
             "--job-bookmark-option": "job-bookmark-disable",
             "--job-language": "python",
             **glue_iceberg_arguments(iceberg_conf),
+            **location_arguments(options.output, options.state),
         },
         "MaxRetries": options.max_retries,
         "Timeout": options.timeout_minutes,
@@ -146,7 +149,9 @@ def deploy_glue_job(
 ) -> GlueDeployment:
     """Upload the set and create the job, or update it in place if it exists."""
     options.validate()
-    iceberg_conf = iceberg_job_conf(packaged_spec(artifacts))
+    iceberg_conf = iceberg_job_conf(
+        deployed_spec(artifacts, "a Glue job", options.output, options.state)
+    )
     check_bucket(clients, options.bucket)
     role = role_arn(clients, options.role, "Glue job")
     existing = _existing_job(clients, options.job_name)

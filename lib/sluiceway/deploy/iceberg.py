@@ -11,7 +11,6 @@ the same registration that runs locally (`sinks/iceberg.register_catalog`).
 
 from __future__ import annotations
 
-from sluiceway.deploy.package import SPEC, ArtifactSet
 from sluiceway.errors import DeployError
 from sluiceway.iceberg_conf import ICEBERG_EXTENSIONS, catalog_settings
 from sluiceway.spec import (
@@ -22,7 +21,6 @@ from sluiceway.spec import (
     PipelineSpec,
     TableSpec,
     join_path,
-    load_spec,
 )
 
 # EMR Serverless 7.x: "spark.jars=/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar"
@@ -35,11 +33,6 @@ from sluiceway.spec import (
 # and the EMR Serverless Iceberg page above gives this one path with no release named.
 EMR_ICEBERG_JAR = "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar"
 Conf = tuple[tuple[str, str], ...]
-
-
-def packaged_spec(artifacts: ArtifactSet) -> PipelineSpec:
-    """The spec inside an artifact set (parsed with the standard library only)."""
-    return load_spec(artifacts.root / artifacts.file(SPEC).path)
 
 
 def used_catalogs(spec: PipelineSpec) -> tuple[IcebergCatalog, ...]:

@@ -115,15 +115,19 @@ def glue_job(context: GlueContextLike) -> JobLike:
     return Job(context)  # type: ignore[no-any-return]
 
 
-def glue_arguments(argv: Sequence[str], names: Sequence[str]) -> dict[str, Any]:
-    """The job's arguments, resolved by awsglue's own getResolvedOptions.
+def glue_arguments(
+    argv: Sequence[str], names: Sequence[str], optional: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The job's arguments, resolved by awsglue's own getResolvedOptions; the `optional`
+    ones only when given (getResolvedOptions has no optional arguments).
 
     Like argparse, a missing argument ends the process with one error line and status 2.
     """
     from awsglue.utils import GlueArgumentError, getResolvedOptions
 
+    given = [name for name in optional if f"--{name}" in argv]
     try:
-        return dict(getResolvedOptions(list(argv), list(names)))
+        return dict(getResolvedOptions(list(argv), [*names, *given]))
     except GlueArgumentError as exc:
         _exit_bad_arguments(exc)
 

@@ -59,11 +59,24 @@ def resolve_credentials(conn: Connection, secrets_client: Any | None = None) -> 
     )
 
 
-def _read_secret(secret_id: str, client: Any | None) -> dict[str, object]:
-    """An RDS-style JSON secret: {"username", "password", "host", "port", "dbname"}."""
+def read_hash_salt(secret_id: str, secrets_client: Any | None = None) -> str:
+    """The hash salt kept in Secrets Manager: the secret's string, or its `salt` key when
+    the string is a JSON object."""
+    text = _secret_string(secret_id, secrets_client, "hash salt")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = text
+    salt = value.get("salt") if isinstance(value, dict) else text
+    if not isinstance(salt, str) or not salt:
+        raise CredentialsError(f"secret {secret_id} (hash salt): empty, or a JSON without salt")
+    return salt
+
+
+def _secret_string(secret_id: str, client: Any | None, what: str) -> str:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    log.info("reading database secret %s", secret_id)
+    log.info("reading %s secret %s", what, secret_id)
     client = client or aws.client("secretsmanager")
     try:
         response = client.get_secret_value(SecretId=secret_id)
@@ -71,9 +84,17 @@ def _read_secret(secret_id: str, client: Any | None) -> dict[str, object]:
         raise CredentialsError(f"secret {secret_id}: {aws.error_code(exc)}") from exc
     except BotoCoreError as exc:
         raise CredentialsError(f"secret {secret_id}: {exc}") from exc
+    if "SecretString" not in response:
+        raise CredentialsError(f"secret {secret_id}: no SecretString (a binary secret)")
+    return str(response["SecretString"])
+
+
+def _read_secret(secret_id: str, client: Any | None) -> dict[str, object]:
+    """An RDS-style JSON secret: {"username", "password", "host", "port", "dbname"}."""
+    text = _secret_string(secret_id, client, "database")
     try:
-        value = json.loads(response["SecretString"])
-    except (KeyError, json.JSONDecodeError) as exc:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise CredentialsError(f"secret {secret_id}: not a JSON SecretString") from exc
     if not isinstance(value, dict):
         raise CredentialsError(f"secret {secret_id}: expected a JSON object")

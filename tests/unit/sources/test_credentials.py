@@ -7,7 +7,7 @@ import pytest
 from botocore.stub import Stubber
 
 from sluiceway.errors import CredentialsError
-from sluiceway.sources.credentials import resolve_credentials
+from sluiceway.sources.credentials import read_hash_salt, resolve_credentials
 from sluiceway.spec import Connection
 
 
@@ -29,7 +29,7 @@ def _conn(**overrides) -> Connection:
     return Connection(**values)
 
 
-def _stubbed(response: dict | None = None, error: str | None = None):
+def _stubbed(response: dict | None = None, error: str | None = None, secret_id="rds/orders"):
     # botocore's Stubber answers for Secrets Manager: no network, no AWS account.
     client = boto3.client(
         "secretsmanager", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
@@ -37,10 +37,10 @@ def _stubbed(response: dict | None = None, error: str | None = None):
     stubber = Stubber(client)
     if error:
         stubber.add_client_error(
-            "get_secret_value", service_error_code=error, expected_params={"SecretId": "rds/orders"}
+            "get_secret_value", service_error_code=error, expected_params={"SecretId": secret_id}
         )
     else:
-        stubber.add_response("get_secret_value", response, {"SecretId": "rds/orders"})
+        stubber.add_response("get_secret_value", response, {"SecretId": secret_id})
     stubber.activate()
     return client
 
@@ -106,3 +106,25 @@ def test_unset_password_variable_is_named(monkeypatch):
     monkeypatch.delenv("ORDERS_PW", raising=False)
     with pytest.raises(CredentialsError, match="environment variable ORDERS_PW is not set"):
         resolve_credentials(_conn(secret_id=None, password_env="ORDERS_PW", host="h", user="u"))
+
+
+@pytest.mark.parametrize(
+    "secret_string", ["pepper-1", json.dumps({"salt": "pepper-1", "note": "rotated 2026"})]
+)
+def test_hash_salt_from_a_plain_or_json_secret(secret_string):
+    client = _stubbed({"SecretString": secret_string, "Name": "etl/salt"}, secret_id="etl/salt")
+    assert read_hash_salt("etl/salt", client) == "pepper-1"
+
+
+@pytest.mark.parametrize(
+    ("response", "error", "message"),
+    [
+        (None, "AccessDeniedException", r"^secret etl/salt: AccessDeniedException$"),
+        ({"SecretString": json.dumps({"pepper": "x"}), "Name": "etl/salt"}, None, "without salt"),
+        ({"SecretBinary": b"x", "Name": "etl/salt"}, None, "no SecretString"),
+    ],
+)
+def test_an_unusable_salt_secret_is_one_clear_error(response, error, message):
+    client = _stubbed(response, error, secret_id="etl/salt")
+    with pytest.raises(CredentialsError, match=message):
+        read_hash_salt("etl/salt", client)
