@@ -281,6 +281,7 @@ def _measure(args: argparse.Namespace, pg: dict[str, Any], result: dict[str, Any
     )
     spark.sparkContext.setLogLevel("ERROR")
     before = _parquet_files(output) if args.worker == "parquet" else {}
+    logging.getLogger("bench").info("pipeline.run starts")
     started = time.monotonic()
     report = pipeline.run(spark, spec)
     result["seconds"] = time.monotonic() - started
