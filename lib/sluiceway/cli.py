@@ -419,6 +419,12 @@ def _cmd_package(args: argparse.Namespace) -> int:
     return 0
 
 
+def _network(args: argparse.Namespace):  # -> sluiceway.deploy.network.Network
+    from sluiceway.deploy.network import Network
+
+    return Network(tuple(args.subnet or ()), tuple(args.security_group or ()))
+
+
 def _cmd_deploy_glue(args: argparse.Namespace) -> int:
     from sluiceway.deploy import glue
 
@@ -437,6 +443,8 @@ def _cmd_deploy_glue(args: argparse.Namespace) -> int:
         connections=tuple(args.connection or ()),
         output=args.output,
         state=args.state,
+        network=_network(args),
+        network_connection=args.network_connection,
     )
     options.validate()  # bad options fail before anything is built or uploaded
     artifacts = _artifacts_for(args)
@@ -493,6 +501,7 @@ def _cmd_submit_emr(args: argparse.Namespace) -> int:
         spark_conf=emr.parse_conf(args.conf or ()),
         output=args.output,
         state=args.state,
+        network=_network(args),
     )
     options.validate()
     artifacts = _artifacts_for(args)
@@ -557,6 +566,10 @@ def add_deploy_commands(sub) -> None:  # sub: the top-level subparsers
         p.add_argument("--full-refresh", action="store_true", help="the run ignores watermarks")
         p.add_argument("--output", help="the run's output root (s3://), instead of the spec's")
         p.add_argument("--state", help="the run's state location (s3://), instead of the spec's")
+        p.add_argument("--subnet", action="append", help="VPC subnet id to run in (repeatable)")
+        p.add_argument(
+            "--security-group", action="append", help="security group id for --subnet (repeatable)"
+        )
         p.add_argument("--poll-seconds", type=float, default=15.0, help=argparse.SUPPRESS)
 
     deploy_p = sub.add_parser("deploy", help="deploy a pipeline as a cloud job")
@@ -570,6 +583,10 @@ def add_deploy_commands(sub) -> None:  # sub: the top-level subparsers
     glue_p.add_argument("--max-retries", type=int, default=0)
     glue_p.add_argument(
         "--connection", action="append", help="Glue connection for network access (repeatable)"
+    )
+    glue_p.add_argument(
+        "--network-connection",
+        help="name of the NETWORK connection --subnet creates or reuses (default JOB-network)",
     )
     glue_p.add_argument("--run", action="store_true", help="start a run after deploying")
     glue_p.add_argument("--wait", action="store_true", help="follow the run until it ends")

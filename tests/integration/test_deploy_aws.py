@@ -14,6 +14,7 @@ import hashlib
 import json
 import shlex
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import boto3
@@ -23,6 +24,7 @@ from sluiceway import cli
 from sluiceway.deploy.aws import AwsClients
 from sluiceway.deploy.emr import EmrSubmitOptions, driver_log_uri, submit_emr_job
 from sluiceway.deploy.glue import GlueJobOptions, deploy_glue_job
+from sluiceway.deploy.network import Network
 from sluiceway.deploy.package import ArtifactSet, build_artifacts
 from sluiceway.errors import DeployError, SpecError
 from sluiceway.runtimes.spec_location import read_spec_location
@@ -770,3 +772,109 @@ def test_output_and_state_overrides_reach_the_glue_job_and_the_emr_run(
     stored = aws.emr.get_job_run(applicationId=emr_app, jobRunId=run["id"])["jobRun"]
     arguments = stored["jobDriver"]["sparkSubmit"]["entryPointArguments"]
     assert arguments[2:6] == ["--output", output, "--state", state]
+
+
+# ---------------------------------------------------------------------------------------
+# Network: the VPC path to a database (moto keeps Glue connections, EC2 subnets and an EMR
+# Serverless application's networkConfiguration, so all of it is read back from moto)
+
+
+@pytest.fixture
+def vpc(aws) -> tuple[str, str, str]:
+    """A subnet (and its availability zone) and a security group in a new VPC."""
+    ec2 = aws.ec2
+    vpc_id = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.42.1.0/24")["Subnet"]
+    group = ec2.create_security_group(
+        GroupName=unique("etl"), Description="Sluiceway jobs", VpcId=vpc_id
+    )["GroupId"]
+    return subnet["SubnetId"], subnet["AvailabilityZone"], group
+
+
+def test_deploy_glue_creates_a_network_connection_from_a_subnet_and_attaches_it(
+    aws, artifacts, bucket, glue_role, vpc, tmp_path
+):
+    subnet, zone, group = vpc
+    job = unique("net")
+    network = Network((subnet,), (group,))
+    options = GlueJobOptions(
+        job_name=job, role=glue_role, bucket=bucket, connections=("rds-orders",), network=network
+    )
+    add_update_job_shim(aws.glue)
+    calls = record_calls(aws.glue)
+    deploy_glue_job(aws, artifacts, options)
+    deploy_glue_job(aws, artifacts, options)  # a redeploy keeps the same connection
+
+    created = [params for op, params in calls if op == "CreateConnection"]
+    # One NETWORK connection (moto's GetConnection leaves ConnectionType out: read what was sent).
+    assert [c["ConnectionInput"]["ConnectionType"] for c in created] == ["NETWORK"]
+    connection = aws.glue.get_connection(Name=f"{job}-network")["Connection"]
+    assert connection["PhysicalConnectionRequirements"] == {
+        "SubnetId": subnet,
+        "SecurityGroupIdList": [group],
+        "AvailabilityZone": zone,
+    }
+    stored = aws.glue.get_job(JobName=job)["Job"]
+    assert stored["Connections"]["Connections"] == ["rds-orders", f"{job}-network"]
+
+    # The same name with another subnet is refused before anything is uploaded.
+    other = aws.ec2.create_subnet(
+        VpcId=aws.ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["VpcId"],
+        CidrBlock="10.42.2.0/24",
+    )["Subnet"]["SubnetId"]
+    second = unique("net-bucket")
+    aws.s3.create_bucket(Bucket=second)
+    moved = GlueJobOptions(
+        job_name=job,
+        role=glue_role,
+        bucket=second,
+        network=Network((other,), (group,)),
+        network_connection=f"{job}-network",
+    )
+    with pytest.raises(DeployError, match=rf"Glue connection {job}-network exists with subnet "):
+        deploy_glue_job(aws, artifacts, moved)
+    assert uploaded_keys(aws, second) == []
+    aws.s3.delete_bucket(Bucket=second)
+
+
+def test_submit_emr_creates_an_application_in_the_vpc_and_refuses_another_network(
+    aws, artifacts, bucket, emr_role, vpc
+):
+    subnet, _, group = vpc
+    name = unique("sluiceway-vpc")
+    options = EmrSubmitOptions(
+        application=name,
+        role=emr_role,
+        bucket=bucket,
+        create_application=True,
+        network=Network((subnet,), (group,)),
+    )
+    first = submit_emr_job(aws, artifacts, options)
+    try:
+        app = aws.emr.get_application(applicationId=first.application.id)["application"]
+        assert app["networkConfiguration"] == {"subnetIds": [subnet], "securityGroupIds": [group]}
+        elsewhere = replace(options, network=Network((subnet,), ("sg-0123456789abcdef0",)))
+        with pytest.raises(DeployError, match=rf"application {name} exists with network "):
+            submit_emr_job(aws, artifacts, elsewhere)
+    finally:
+        delete_application(first.application.id)
+
+
+@pytest.mark.parametrize(
+    ("network", "create", "message"),
+    [
+        (Network(("subnet-0123456789abcdef0",), ()), True, "--subnet and --security-group go"),
+        (Network(("subnet-1",), ("sg-0123456789abcdef0",)), True, "--subnet 'subnet-1': expected"),
+        (
+            Network(("subnet-0123456789abcdef0",), ("sg-0123456789abcdef0",)),
+            False,
+            "add --create-application",
+        ),
+    ],
+)
+def test_bad_network_options_are_refused_before_any_call(network, create, message):
+    options = EmrSubmitOptions(
+        application="a", role="r", bucket="b", create_application=create, network=network
+    )
+    with pytest.raises(DeployError, match=message):
+        options.validate()

@@ -30,6 +30,7 @@ from sluiceway.deploy.aws import (
 )
 from sluiceway.deploy.cluster_spec import deployed_spec, location_arguments
 from sluiceway.deploy.iceberg import EMR_ICEBERG_JAR, Conf, iceberg_job_conf
+from sluiceway.deploy.network import Network
 from sluiceway.deploy.package import EMR_ENTRYPOINT, PYFILES, SPEC, ArtifactSet
 from sluiceway.errors import DeployError
 
@@ -59,8 +60,15 @@ class EmrSubmitOptions:
     spark_conf: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     output: str | None = None  # the run's --output override (an s3:// URI)
     state: str | None = None  # the run's --state override (an s3:// URI)
+    network: Network = Network()  # the VPC of a new application
 
     def validate(self) -> None:
+        self.network.validate()
+        if self.network.given and not self.create_application:
+            raise DeployError(
+                "--subnet/--security-group configure an application this command creates: "
+                "add --create-application"
+            )
         if self.spark not in RELEASE_LABELS:
             raise DeployError(f"--spark {self.spark}: must be one of {', '.join(RELEASE_LABELS)}")
         if self.release_label is not None and not _SUPPORTED_RELEASE.match(self.release_label):
@@ -108,6 +116,22 @@ def _check_application(app: dict[str, Any], given: str) -> None:
         )
 
 
+def _check_network(app: dict[str, Any], given: str, network: Network) -> None:
+    """An existing application keeps its network: refuse `--subnet`s it does not have."""
+    if not network.given:
+        return
+    have = app.get("networkConfiguration") or {}
+    same = sorted(have.get("subnetIds", [])) == sorted(network.subnets) and sorted(
+        have.get("securityGroupIds", [])
+    ) == sorted(network.security_groups)
+    if not same:
+        raise DeployError(
+            f"EMR Serverless application {given} exists with network {have or 'none'}; "
+            "--subnet/--security-group do not change it (update the application, or name a "
+            "new one)"
+        )
+
+
 def _application_from(app: dict[str, Any], created: bool) -> Application:
     return Application(
         str(app["applicationId"]),
@@ -132,6 +156,7 @@ def resolve_application(clients: AwsClients, options: EmrSubmitOptions) -> Appli
         )
         if found is not None:
             _check_application(found["application"], given)
+            _check_network(found["application"], given, options.network)
             return _application_from(found["application"], created=False)
     paginator = clients.emr.get_paginator("list_applications")
     matches = []
@@ -158,6 +183,7 @@ def resolve_application(clients: AwsClients, options: EmrSubmitOptions) -> Appli
             applicationId=matches[0]["id"],
         )["application"]
         _check_application(app, given)
+        _check_network(app, given, options.network)
         return _application_from(app, created=False)
     label = options.release_label or RELEASE_LABELS[options.spark]
     if not options.create_application:
@@ -173,6 +199,11 @@ def resolve_application(clients: AwsClients, options: EmrSubmitOptions) -> Appli
         name=given,
         releaseLabel=label,
         type="SPARK",
+        **(
+            {"networkConfiguration": options.network.emr_configuration()}
+            if options.network.given
+            else {}
+        ),
     )
     app = aws_call(
         f"EMR Serverless application {given}",

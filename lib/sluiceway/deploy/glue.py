@@ -30,6 +30,7 @@ from sluiceway.deploy.iceberg import (
     glue_iceberg_arguments,
     iceberg_job_conf,
 )
+from sluiceway.deploy.network import Network, ensure_glue_network_connection
 from sluiceway.deploy.package import GLUE_SCRIPT, PYFILES, SPEC, ArtifactSet
 from sluiceway.errors import DeployError
 
@@ -56,10 +57,27 @@ class GlueJobOptions:
     connections: tuple[str, ...] = ()  # Glue connections, e.g. the VPC path to RDS
     output: str | None = None  # the run's --output override (an s3:// URI)
     state: str | None = None  # the run's --state override (an s3:// URI)
+    network: Network = Network()  # a NETWORK connection to create or reuse and attach
+    network_connection: str | None = None  # its name (default: <job name>-network)
+
+    @property
+    def network_connection_name(self) -> str | None:
+        if not self.network.given:
+            return None
+        return self.network_connection or f"{self.job_name}-network"
+
+    @property
+    def attached_connections(self) -> tuple[str, ...]:
+        """`--connection`s, then the NETWORK connection made from `--subnet`, if any."""
+        made = self.network_connection_name
+        return (*self.connections, *([made] if made and made not in self.connections else []))
 
     def validate(self) -> None:
         if not _JOB_NAME.match(self.job_name):
             raise DeployError(f"--job-name {self.job_name!r}: letters, digits, . _ - only")
+        self.network.validate()
+        if self.network_connection and not self.network.given:
+            raise DeployError("--network-connection names the connection --subnet creates")
         if self.glue_version not in GLUE_VERSIONS:
             raise DeployError(
                 f"--glue-version {self.glue_version}: must be one of {', '.join(GLUE_VERSIONS)}"
@@ -121,8 +139,8 @@ def job_definition(
         "WorkerType": options.worker_type,
         "NumberOfWorkers": options.workers,
     }
-    if options.connections:
-        definition["Connections"] = {"Connections": list(options.connections)}
+    if options.attached_connections:
+        definition["Connections"] = {"Connections": list(options.attached_connections)}
     return definition
 
 
@@ -163,6 +181,8 @@ def deploy_glue_job(
                 f"Glue job {options.job_name} exists but is not a Sluiceway job "
                 f"(script {script or 'none'}); choose another --job-name"
             )
+    if options.network_connection_name:
+        ensure_glue_network_connection(clients, options.network_connection_name, options.network)
     uploaded = upload_artifacts(clients, artifacts, options.bucket, options.prefix)
     definition = job_definition(options, artifacts, uploaded, role, iceberg_conf)
     if existing is None:
