@@ -2,7 +2,8 @@
 
 A fresh venv gets pyspark (this line's version) and boto3 and nothing else; the packaged
 zip goes on --py-files and the packaged jobs/emr_batch.py runs a small pipeline against
-the real PostgreSQL under that venv's spark-submit. The wheel then installs there too.
+the real PostgreSQL under that venv's spark-submit, with one transform from a user package
+(outside sluiceway) that only the zip carries there. The wheel then installs there too.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import subprocess
 import sys
 import uuid
+import zipfile
 from pathlib import Path
 
 import pyspark
@@ -68,10 +70,26 @@ def events_table(pg_conn_info):
     pg_conn_info.execute(f"DROP TABLE {table}")
 
 
+USER_TRANSFORM = """
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+
+def with_kind_length(df: DataFrame) -> DataFrame:
+    return df.withColumn("kind_length", F.length("kind"))
+"""
+
+
 def test_packaged_zip_runs_a_pipeline_in_a_clean_python(
-    spark, tmp_path, pg_conn_info, events_table, clean_venv
+    spark, tmp_path, pg_conn_info, events_table, clean_venv, monkeypatch
 ):
     table, rows = events_table
+    # The user's own package, importable where `package` runs, nowhere in the clean venv.
+    user = tmp_path / "user_code" / "acme_etl"
+    user.mkdir(parents=True)
+    (user / "__init__.py").write_text("")
+    (user / "columns.py").write_text(USER_TRANSFORM)
+    monkeypatch.syspath_prepend(str(user.parent))
     spec_path = write_spec(
         tmp_path,
         pg_conn_info,
@@ -84,6 +102,7 @@ def test_packaged_zip_runs_a_pipeline_in_a_clean_python(
         partition_by = ["day_year", "day_month"]
         transforms = [
           {{ name = "with_date_partitions", params = {{ column = "day", prefix = "day_", grain = "month" }} }},
+          {{ name = "acme_etl.columns:with_kind_length" }},
         ]
         quality = [{{ rule = "accepted_values", column = "kind", values = ["click", "view", "buy"] }}]
         """,
@@ -115,10 +134,11 @@ def test_packaged_zip_runs_a_pipeline_in_a_clean_python(
     work = tmp_path / "work"
     work.mkdir()
 
-    # Clean: no sluiceway, no psycopg, no awsglue; then every module imports from the zip alone.
+    # Clean: no sluiceway, no user package, no psycopg, no awsglue; then every module imports
+    # from the zip alone.
     probe = (
         "import importlib.util as u; "
-        "print([m for m in ('sluiceway', 'psycopg', 'awsglue', 'chispa') if u.find_spec(m)])"
+        "print([m for m in ('sluiceway', 'acme_etl', 'psycopg', 'awsglue', 'chispa') if u.find_spec(m)])"
     )
     assert run([python, "-c", probe], env, work).strip() == "[]"
     # The Kinesis Python data source needs pyspark.sql.datasource, which exists from Spark 4.0
@@ -137,6 +157,9 @@ def test_packaged_zip_runs_a_pipeline_in_a_clean_python(
     out = run([python, "-c", imports, str(zip_path)], {**env, "PYTHONPATH": str(zip_path)}, work)
     count, loaded = out.split(" ", 1)
     assert int(count) >= 30 and loaded.strip() == "[]"
+    assert {"acme_etl/__init__.py", "acme_etl/columns.py"} <= set(
+        zipfile.ZipFile(zip_path).namelist()
+    )
 
     out = run(
         [
@@ -156,8 +179,11 @@ def test_packaged_zip_runs_a_pipeline_in_a_clean_python(
     assert "succeeded, 1 datasets, 4 rows written" in out, out
 
     written = spark.read.parquet(str(tmp_path / "out" / "tables" / "events"))
-    got = sorted((r["id"], r["kind"], r["day_year"], r["day_month"]) for r in written.collect())
-    assert got == sorted((r[0], r[1], int(r[4][:4]), int(r[4][5:7])) for r in rows)
+    got = sorted(
+        (r["id"], r["kind"], r["kind_length"], r["day_year"], r["day_month"])
+        for r in written.collect()
+    )
+    assert got == sorted((r[0], r[1], len(r[1]), int(r[4][:4]), int(r[4][5:7])) for r in rows)
     hashed = {r["id"]: r["email"] for r in written.collect()}
     assert hashed[3] is None and len(hashed[1]) == 64 and hashed[1] != "alice@example.com"
 

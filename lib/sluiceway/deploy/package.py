@@ -3,7 +3,9 @@
     sluiceway-<version>-<build>/
       manifest.json                        versions, roles, sizes and SHA-256 of every file
       sluiceway-<version>-py3-none-any.whl the library as a wheel (pip, --additional-python-modules)
-      sluiceway-<version>.zip              the same modules for --extra-py-files / --py-files
+      sluiceway-<version>.zip              the same modules for --extra-py-files / --py-files,
+                                           and the user's packages the spec's transforms
+                                           and builders live in
       jobs/glue_batch.py, jobs/emr_batch.py
       pipelines/<spec>.toml
       jars/<artifact>-<version>.jar        the pinned jars of sluiceway.jars, checksums checked
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import io
 import json
 import shutil
@@ -25,11 +28,15 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sluiceway
 from sluiceway import jars
 from sluiceway.errors import DeployError, SluicewayError
+from sluiceway.spec_check import BUILTIN_TRANSFORM_NAMES
+
+if TYPE_CHECKING:
+    from sluiceway.spec import PipelineSpec
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -114,6 +121,38 @@ def _package_files() -> list[tuple[str, bytes]]:
     return found
 
 
+def _user_code_files(spec: PipelineSpec) -> list[tuple[str, bytes]]:
+    """(archive name, bytes) of every module of the user's top-level packages that the
+    spec's transforms and builders name ("acme_etl.cleaning:fix" ships package acme_etl
+    whole, as the cluster must import it). Sluiceway's own are in the zip already."""
+    found: dict[str, bytes] = {}
+    for key, name in _named_functions(spec):
+        top = name.strip().replace(":", ".").split(".")[0]
+        if top == "sluiceway" or top in BUILTIN_TRANSFORM_NAMES:
+            continue
+        module = importlib.util.find_spec(top)
+        if module is None or module.origin in (None, "built-in", "frozen"):
+            raise DeployError(f"{spec.source_file}: {key}: cannot find {top} to package it")
+        if module.submodule_search_locations:  # a package: every module under it
+            root = Path(next(iter(module.submodule_search_locations)))
+            paths = [p for p in sorted(root.rglob("*.py")) if "__pycache__" not in p.parts]
+        else:
+            root, paths = Path(module.origin), [Path(module.origin)]
+        for path in paths:
+            found[path.relative_to(root.parent).as_posix()] = path.read_bytes()
+    return sorted(found.items())
+
+
+def _named_functions(spec: PipelineSpec) -> list[tuple[str, str]]:
+    """(spec key, name) of every transform and builder the spec names."""
+    named = [
+        (f"tables.{table.name}.transforms[{index}].name", step.name)
+        for table in spec.tables
+        for index, step in enumerate(table.transforms)
+    ]
+    return named + [(f"outputs.{o.name}.builder", o.builder) for o in spec.outputs]
+
+
 def _zip_bytes(entries: Iterable[tuple[str, bytes]]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -135,7 +174,7 @@ def _wheel_bytes(version: str, modules: list[tuple[str, bytes]]) -> bytes:
             f"Version: {version}",
             f"Summary: {(sluiceway.__doc__ or '').strip()}",
             "Requires-Python: >=3.11",
-            "Requires-Dist: boto3>=1.34",
+            "Requires-Dist: boto3>=1.35.69",
             "",
         ]
     )
@@ -192,7 +231,7 @@ def build_artifacts(spec_path: str | Path, out_dir: str | Path) -> ArtifactSet:
     modules = _package_files()
     contents: list[tuple[str, str, bytes | Path, str | None]] = [
         (WHEEL, f"sluiceway-{version}-py3-none-any.whl", _wheel_bytes(version, modules), None),
-        (PYFILES, f"sluiceway-{version}.zip", _zip_bytes(modules), None),
+        (PYFILES, f"sluiceway-{version}.zip", _zip_bytes(modules + _user_code_files(spec)), None),
     ]
     jobs_dir = _jobs_dir()
     for role, name in JOB_SCRIPTS.items():
