@@ -192,8 +192,7 @@ def _hash_salt(spec: PipelineSpec, tables: Sequence[TableSpec]) -> str | None:
         return None
     if spec.hash_salt_secret_id:
         return read_hash_salt(spec.hash_salt_secret_id)
-    assert spec.hash_salt_env is not None  # the spec requires one of the two
-    salt = os.environ.get(spec.hash_salt_env)
+    salt = os.environ.get(spec.hash_salt_env or "")  # the spec requires one of the two
     if not salt:
         raise CredentialsError(f"environment variable {spec.hash_salt_env} (hash salt) is not set")
     return salt
