@@ -23,14 +23,15 @@ Variants (the same spec but for the sink):
   iceberg-mor  the same, merge-on-read
 (`--iceberg-grain years` partitions the Iceberg tables by years(date) instead.)
 
-Every run is `sluiceway.pipeline.run` in a fresh subprocess started under `flock
-/work/spark.lock` (one run at a time holds the machine's shared Spark lock, so other work
-can interleave); its seconds are the run alone (Spark start and lock wait excluded), and the
-load average is read when it starts. What a run rewrote: for Parquet, the files added and
-removed under the table directories (bytes of the added files, rows from their footers);
-for Iceberg, the run's snapshot summaries. Bytes rewritten are shown as a fraction of the
-table's bytes after the run. After every run the tables are checked against PostgreSQL (row
-counts, sum(o_totalprice), sum(l_extendedprice)): a mismatch fails the benchmark (exit 1).
+Every run is `sluiceway.pipeline.run` in a fresh subprocess; with SLUICEWAY_SPARK_LOCK set
+to a lock file, under `flock` on it (a machine shared with other Spark work lets one run at
+a time hold it, so other work can interleave between runs); its seconds are the run alone
+(Spark start and lock wait excluded), and the load average is read when it starts. What a
+run rewrote: for Parquet, the files added and removed under the table directories (bytes of
+the added files, rows from their footers); for Iceberg, the run's snapshot summaries. Bytes
+rewritten are shown as a fraction of the table's bytes after the run. After every run the
+tables are checked against PostgreSQL (row counts, sum(o_totalprice), sum(l_extendedprice)):
+a mismatch fails the benchmark (exit 1).
 Results also go to benchmarks/results/ as JSON (gitignored).
 """
 
@@ -55,7 +56,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 DATABASE = "tpch_bench_inc"
-LOCK = "/work/spark.lock"
+# A lock file shared with other Spark work on this machine (none: runs are not locked).
+LOCK = os.environ.get("SLUICEWAY_SPARK_LOCK")
 PASSWORD_ENV = "SLUICEWAY_BENCH_PG_PASSWORD"  # how the password reaches workers and the spec
 VARIANTS = ("parquet", "iceberg-cow", "iceberg-mor")
 TABLES = ("orders", "lineitem")
@@ -383,8 +385,9 @@ def _run(
         PASSWORD_ENV: pg["password"],
         "SLUICEWAY_BENCH_PG": json.dumps({k: v for k, v in pg.items() if k != "password"}),
     }
-    # flock: the run (and only the run) holds the machine's shared Spark lock.
-    cmd = ["flock", LOCK, sys.executable, str(Path(__file__).resolve()), "--worker", variant]
+    # flock: the run (and only the run) holds the machine's shared Spark lock, if any.
+    cmd = ["flock", LOCK] if LOCK else []
+    cmd += [sys.executable, str(Path(__file__).resolve()), "--worker", variant]
     cmd += ["--schema", schema, "--work-dir", str(work), "--result", str(result_path)]
     cmd += ["--queued-at", str(time.time()), "--iceberg-grain", grain]
     started = time.monotonic()
