@@ -9,6 +9,7 @@ or to AWS. Used by the IO modules only (sinks/, state/).
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +33,29 @@ _ACCESS_CODES = {
     "ExpiredToken",
     "UnrecognizedClientException",
 }
+# Of those, the ones that say the credentials themselves are wrong, not their permissions.
+_CREDENTIAL_CODES = {
+    "InvalidAccessKeyId",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "UnrecognizedClientException",
+}
+
+
+# Operations whose IAM action is not the operation's own name (the rest: service:Operation).
+_IAM_ACTIONS = {
+    "HeadBucket": "s3:ListBucket",
+    "ListObjects": "s3:ListBucket",
+    "ListObjectsV2": "s3:ListBucket",
+    "HeadObject": "s3:GetObject",
+    "DeleteObjects": "s3:DeleteObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+}
+# AWS names the action in most denials: "... is not authorized to perform: glue:GetTable ...".
+_DENIED_ACTION = re.compile(r"not authorized to perform:? ([a-z0-9-]+:[A-Za-z0-9]+)")
 
 
 def is_s3_uri(location: str) -> bool:
@@ -65,6 +89,17 @@ def error_code(exc: BaseException) -> str:
     return str(response.get("Error", {}).get("Code", "error"))
 
 
+def denied_action(exc: BaseException, aws_client: Any) -> str:
+    """The IAM action a denied call needed: as AWS names it, else from the operation."""
+    found = _DENIED_ACTION.search(str(getattr(exc, "response", {}).get("Error", {}).get("Message")))
+    if found:
+        return found.group(1)
+    operation = str(getattr(exc, "operation_name", "") or "")
+    if operation in _IAM_ACTIONS:
+        return _IAM_ACTIONS[operation]
+    return f"{aws_client.meta.service_model.signing_name}:{operation or '?'}"
+
+
 def endpoint_of(aws_client: Any) -> str:
     """The endpoint a client sends to, and where it came from when it is not AWS's own."""
     url = str(aws_client.meta.endpoint_url)
@@ -94,6 +129,13 @@ def describe_aws_error(exc: BaseException, aws_client: Any, bucket: str | None =
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if code in ("NoSuchBucket",) or (bucket and code == "404" and status == 404):
             return f"bucket {bucket} does not exist at {endpoint_of(aws_client)}"
+        if code in _ACCESS_CODES and code not in _CREDENTIAL_CODES:
+            return (
+                f"access denied to {where} at {endpoint_of(aws_client)} ({code}): these "
+                f"credentials are not allowed {denied_action(exc, aws_client)}; check the "
+                "credentials (AWS_PROFILE / AWS_ACCESS_KEY_ID) and their policy "
+                "(`sluiceway iam SPEC` prints the one a run needs)"
+            )
         if code in _ACCESS_CODES:
             return (
                 f"access denied to {where} at {endpoint_of(aws_client)} ({code}): check the "

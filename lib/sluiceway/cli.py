@@ -334,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     mutate_p.add_argument("--seed", type=int, default=0)
     mutate_p.set_defaults(func=_cmd_demo_mutate)
     add_deploy_commands(sub)
+    add_iam_command(sub)
     return parser
 
 
@@ -542,6 +543,59 @@ def _cmd_submit_emr(args: argparse.Namespace) -> int:
     # the job's own `sluiceway: error:` line (or a Python traceback) is in stdout.gz.
     logs.append((stdout_uri, emr.driver_log_tail(clients, stdout_uri, lines=10, attempts=1)))
     return _print_failure(f"job run {submission.run_id}", result, logs)
+
+
+def _cmd_iam(args: argparse.Namespace) -> int:
+    import os
+
+    from sluiceway import iam
+
+    spec = iam.load_any_spec(args.spec, args.output, args.state, args.iceberg_catalog)
+    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    target = iam.Target(
+        account=args.account or "${Account}",
+        region=region or "${Region}",
+        partition=args.partition,
+        platform=args.platform,
+        bucket=args.bucket,
+        prefix=args.prefix,
+        job_name=args.job_name,
+        application=args.application,
+        job_role=args.job_role,
+        connections=tuple(args.connection or ()),
+    )
+    print(json.dumps(iam.policies_for(spec, target, args.role), indent=2))
+    return 0
+
+
+def add_iam_command(sub) -> None:  # sub: the top-level subparsers
+    from sluiceway.iam import PLATFORMS, ROLES
+
+    iam_p = sub.add_parser("iam", help="print the least-privilege IAM policy a spec needs (JSON)")
+    iam_p.add_argument("spec", help="pipeline or stream spec (TOML)")
+    iam_p.add_argument("--role", default="job", choices=ROLES, help="whose policy (default job)")
+    iam_p.add_argument("--output", help="the run's output root, as given to run/deploy")
+    iam_p.add_argument("--state", help="the run's state location, as given to run/deploy")
+    iam_p.add_argument(
+        "--iceberg-catalog", choices=DEFAULT_CATALOG_TYPES, help=ICEBERG_CATALOG_HELP
+    )
+    iam_p.add_argument("--account", help="AWS account id (default: the ${Account} placeholder)")
+    iam_p.add_argument("--region", help="AWS region (default: AWS_REGION, else ${Region})")
+    iam_p.add_argument("--partition", default="aws", help="ARN partition (default aws)")
+    iam_p.add_argument(
+        "--platform", choices=PLATFORMS, help="add what a Glue job / EMR Serverless run needs"
+    )
+    iam_p.add_argument("--bucket", help="the artifacts bucket given to deploy/submit")
+    iam_p.add_argument("--prefix", default="sluiceway", help="key prefix in that bucket")
+    iam_p.add_argument("--job-name", help="the Glue job's name (deployer)")
+    iam_p.add_argument("--application", help="the EMR Serverless application id (deployer)")
+    iam_p.add_argument("--job-role", help="name of the job role the deployer passes")
+    iam_p.add_argument(
+        "--connection",
+        action="append",
+        help="Glue connection the job is given, or --subnet creates (repeatable)",
+    )
+    iam_p.set_defaults(func=_cmd_iam)
 
 
 def add_deploy_commands(sub) -> None:  # sub: the top-level subparsers

@@ -35,6 +35,18 @@ def test_denied_access_names_bucket_code_and_what_to_check(s3):
         "access denied to bucket b at http://127.0.0.1:9 (AWS_ENDPOINT_URL) (403)"
     )
     assert "AWS_PROFILE" in text
+    assert "not allowed s3:ListBucket;" in text  # HeadBucket's IAM action
+
+
+def test_denied_access_names_the_action_aws_names(s3):
+    glue = boto3.client("glue", region_name="us-east-1")
+    message = "User: arn:aws:iam::1:user/j is not authorized to perform: glue:GetTable on x"
+    error = ClientError(
+        {"Error": {"Code": "AccessDeniedException", "Message": message}}, "GetTable"
+    )
+    assert "not allowed glue:GetTable;" in describe_aws_error(error, glue)
+    unnamed = ClientError({"Error": {"Code": "AccessDenied", "Message": ""}}, "PutObject")
+    assert "not allowed s3:PutObject;" in describe_aws_error(unnamed, s3, "b")
 
 
 def test_unreachable_endpoint_and_missing_credentials(s3):

@@ -81,7 +81,13 @@ def _secret_string(secret_id: str, client: Any | None, what: str) -> str:
     try:
         response = client.get_secret_value(SecretId=secret_id)
     except ClientError as exc:
-        raise CredentialsError(f"secret {secret_id}: {aws.error_code(exc)}") from exc
+        code = aws.error_code(exc)
+        if code in ("AccessDenied", "AccessDeniedException"):
+            raise CredentialsError(
+                f"secret {secret_id}: {code}: these credentials are not allowed "
+                f"{aws.denied_action(exc, client)} (`sluiceway iam SPEC` prints the policy)"
+            ) from exc
+        raise CredentialsError(f"secret {secret_id}: {code}") from exc
     except BotoCoreError as exc:
         raise CredentialsError(f"secret {secret_id}: {exc}") from exc
     if "SecretString" not in response:

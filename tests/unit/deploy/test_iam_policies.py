@@ -1,8 +1,10 @@
-"""docs/iam: valid policies that cover every S3 location the deployed jobs use, and no more."""
+"""docs/iam (written by scripts/iam_docs.py with `sluiceway iam`): current, valid, and
+covering every S3 location the deployed jobs use, and no more."""
 
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -15,6 +17,17 @@ from sluiceway.deploy.glue import GlueJobOptions, job_definition
 from sluiceway.deploy.package import build_artifacts
 
 ROOT = Path(__file__).resolve().parents[3]
+
+
+def _load_script(path: Path):
+    spec = importlib.util.spec_from_file_location("sluiceway_iam_docs_script", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+iam_docs = _load_script(ROOT / "scripts" / "iam_docs.py")
 POLICIES = ROOT / "docs" / "iam"
 VALUES = {
     "ArtifactsBucket": "acme-artifacts",
@@ -23,6 +36,8 @@ VALUES = {
     "DataBucket": "acme-lake",
     "DataPrefix": "tpch_demo",
     "SecretName": "rds/tpch",
+    "SaltSecretName": "etl/salt",
+    "ConnectionName": "rds-vpc",
     "Region": "eu-west-1",
     "Account": "123456789012",
     "JobName": "tpch",
@@ -75,11 +90,23 @@ def test_policies_are_valid_and_never_grant_everything(name):
         assert not [a for a in actions if a.endswith(":*") or a == "*"], statement["Sid"]
         if "*" in statement["Resource"]:
             # Only actions that cannot be scoped to a resource, each with a reason in its Sid.
-            assert set(actions) <= {
-                "cloudwatch:PutMetricData",
-                "emr-serverless:ListApplications",
-                "emr-serverless:CreateApplication",
-            }, statement["Sid"]
+            assert set(actions) <= UNSCOPED, statement["Sid"]
+
+
+# Actions AWS does not scope to a resource (or, for ENIs, whose resources Glue names).
+UNSCOPED = {
+    "cloudwatch:PutMetricData",
+    "emr-serverless:ListApplications",
+    "emr-serverless:CreateApplication",
+    "redshift-data:DescribeStatement",
+    "redshift-data:GetStatementResult",
+    "ec2:DescribeSubnets",
+    *iam_docs.iam.GLUE_VPC_ACTIONS,
+}
+
+
+def test_docs_iam_is_what_sluiceway_iam_prints_now(capsys):
+    assert iam_docs.main(["--check"]) == 0, capsys.readouterr().out
 
 
 def test_glue_role_covers_what_the_glue_job_reads_and_writes(uploaded):
@@ -93,8 +120,9 @@ def test_glue_role_covers_what_the_glue_job_reads_and_writes(uploaded):
         assert allowed(doc, "s3:GetObject", s3_arn(uri)), uri
         assert not allowed(doc, "s3:PutObject", s3_arn(uri)), f"the job may not rewrite {uri}"
     assert allowed(doc, "s3:PutObject", s3_arn(args["--TempDir"] + "part-0001"))
-    for key in ("silver/orders/order_year=1995/x.parquet", "_state/tpch_demo/runs/latest.json",
-                "_staging/orders/x.parquet", "_quarantine/orders/x.parquet"):  # fmt: skip
+    for key in ("warehouse/tpch_demo/orders/data/x.parquet", "bronze/lineitem/x.parquet",
+                "_state/tpch_demo/runs/latest.json", "_staging/orders/x.parquet",
+                "_quarantine/orders/x.parquet"):  # fmt: skip
         for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
             assert allowed(doc, action, f"arn:aws:s3:::acme-lake/tpch_demo/{key}"), (action, key)
     assert not allowed(doc, "s3:PutObject", "arn:aws:s3:::acme-lake/other_pipeline/x")
@@ -121,18 +149,40 @@ def test_emr_role_covers_what_the_job_run_reads_and_writes(uploaded):
         "s3MonitoringConfiguration"
     ]["logUri"]
     assert allowed(doc, "s3:PutObject", s3_arn(driver_log_uri(log_uri, "00abc", "00run")))
-    assert allowed(doc, "s3:PutObject", "arn:aws:s3:::acme-lake/tpch_demo/gold/x.parquet")
+    assert allowed(doc, "s3:PutObject", "arn:aws:s3:::acme-lake/tpch_demo/bronze/lineitem/x")
     assert not allowed(doc, "s3:PutObject", s3_arn(driver["entryPoint"]))
 
 
-def test_deployer_may_pass_each_role_only_to_its_service():
-    doc = policy("deployer.json")
-    passes = {
-        s["Condition"]["StringEquals"]["iam:PassedToService"]: s["Resource"]
-        for s in doc["Statement"]
-        if s["Action"] == ["iam:PassRole"]
-    }
-    assert passes == {
-        "glue.amazonaws.com": ["arn:aws:iam::123456789012:role/sluiceway-glue"],
-        "emr-serverless.amazonaws.com": ["arn:aws:iam::123456789012:role/sluiceway-emr"],
-    }
+@pytest.mark.parametrize(
+    ("name", "service", "role"),
+    [
+        ("deployer-glue.json", "glue.amazonaws.com", "sluiceway-glue"),
+        ("deployer-emr.json", "emr-serverless.amazonaws.com", "sluiceway-emr"),
+    ],
+)
+def test_deployer_may_pass_the_job_role_only_to_its_service(name, service, role):
+    doc = policy(name)
+    passes = [s for s in doc["Statement"] if s["Action"] == ["iam:PassRole"]]
+    assert passes == [
+        {
+            "Sid": "PassTheJobRole",
+            "Effect": "Allow",
+            "Action": ["iam:PassRole"],
+            "Resource": [f"arn:aws:iam::123456789012:role/{role}"],
+            "Condition": {"StringEquals": {"iam:PassedToService": service}},
+        }
+    ]
+    # HeadBucket (check_bucket) needs ListBucket on the bucket, with no prefix condition.
+    assert allowed(doc, "s3:ListBucket", "arn:aws:s3:::acme-artifacts")
+    assert not [s for s in doc["Statement"] if "s3:prefix" in json.dumps(s)]
+
+
+def test_the_glue_deployer_may_create_the_network_connection_and_run_its_job():
+    doc = policy("deployer-glue.json")
+    connection = "arn:aws:glue:eu-west-1:123456789012:connection/rds-vpc"
+    for action in ("glue:GetConnection", "glue:CreateConnection"):
+        assert allowed(doc, action, connection)
+    assert allowed(doc, "ec2:DescribeSubnets", "*")
+    for action in ("glue:CreateJob", "glue:UpdateJob", "glue:StartJobRun"):
+        assert allowed(doc, action, "arn:aws:glue:eu-west-1:123456789012:job/tpch")
+        assert not allowed(doc, action, "arn:aws:glue:eu-west-1:123456789012:job/other")

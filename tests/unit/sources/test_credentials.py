@@ -119,7 +119,12 @@ def test_hash_salt_from_a_plain_or_json_secret(secret_string):
 @pytest.mark.parametrize(
     ("response", "error", "message"),
     [
-        (None, "AccessDeniedException", r"^secret etl/salt: AccessDeniedException$"),
+        (
+            None,
+            "AccessDeniedException",
+            r"^secret etl/salt: AccessDeniedException: these credentials are not allowed "
+            r"secretsmanager:GetSecretValue ",
+        ),
         ({"SecretString": json.dumps({"pepper": "x"}), "Name": "etl/salt"}, None, "without salt"),
         ({"SecretBinary": b"x", "Name": "etl/salt"}, None, "no SecretString"),
     ],
