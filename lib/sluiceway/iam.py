@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sluiceway import aws
-from sluiceway.errors import SpecError
+from sluiceway.errors import SluicewayError, SpecError
 from sluiceway.spec import (
     IcebergSink,
     OutputSpec,
@@ -413,7 +413,7 @@ def _vpc(target: Target) -> list[Statement]:
 
 def deployer_policy(spec: PipelineSpec | StreamSpec, target: Target) -> dict[str, Any]:
     if target.platform is None or target.bucket is None:
-        raise SpecError("iam --role deployer: give --platform glue|emr and --bucket")
+        raise SluicewayError("iam --role deployer: give --platform glue|emr and --bucket")
     base = target.base()
     artifacts = "/".join(p for p in (base, "artifacts", spec.name, "*") if p)
     upload = statement(

@@ -7,8 +7,10 @@ AWS is moto_server with IAM enforcement on (moto's auth mode, switched on over i
 one (AWS_ENDPOINT_URL) serves other tests without auth. moto_iam_server.py says which of
 moto's simplifications it corrects so that resources (tables, secrets) are checked too.
 The run is `sluiceway run` in a child process with the restricted user's keys: the JDBC
-source is the local PostgreSQL, output and state on S3, a Glue table, the password and the
-hash salt in Secrets Manager.
+source is the local PostgreSQL, output and state on S3, a Parquet dataset with its Glue
+table, an Iceberg table in the Glue catalog, the password and the hash salt in Secrets
+Manager. The failing runs come first (the file's order): a run after a success would find
+data already there.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ MOTO_PYTHON = ROOT / ".run" / "moto" / "venv" / "bin" / "python"
 ACCOUNT = "123456789012"  # moto's account
 REGION = "us-east-1"
 TABLE = "iam_orders"
+# The Iceberg table in the Glue Data Catalog (Iceberg's GlueCatalog and S3FileIO, Java).
+ICEBERG_GLUE = ("--iceberg-catalog", "glue")
 
 
 def _free_port() -> int:
@@ -108,6 +112,12 @@ primary_key = ["id"]
 incremental_column = "id"
 hash_columns = ["email"]
 catalog = {{ database = "{database}" }}
+
+[tables.events]
+table = "{TABLE}"
+primary_key = ["id"]
+incremental_column = "id"
+sink = {{ format = "iceberg" }}
 """,
         encoding="utf-8",
     )
@@ -143,7 +153,7 @@ def world(moto_iam_endpoint, pg_conn_info, tmp_path_factory):
     salt = f"iam-salt-{tag}"
     secrets.create_secret(Name=salt, SecretString="pepper")
     spec = _spec(tmp, pg_conn_info, bucket, database, login, salt)
-    printed = _iam_cli(spec, "--account", ACCOUNT, "--region", REGION)
+    printed = _iam_cli(spec, *ICEBERG_GLUE, "--account", ACCOUNT, "--region", REGION)
     iam = _client("iam", moto_iam_endpoint)
     admin = _keys(iam, f"admin-{tag}", _policy([_allow_all()]))
     users = {"full": _keys(iam, f"job-{tag}", printed)}
@@ -190,7 +200,7 @@ def _run(world: dict, keys: dict[str, str]) -> subprocess.CompletedProcess[str]:
         "SLUICEWAY_SHUFFLE_PARTITIONS": "1",
     }
     return subprocess.run(
-        [sys.executable, "-m", "sluiceway.cli", "run", str(world["spec"])],
+        [sys.executable, "-m", "sluiceway.cli", "run", str(world["spec"]), *ICEBERG_GLUE],
         capture_output=True,
         text=True,
         env=env,
@@ -244,3 +254,6 @@ def test_with_exactly_the_printed_policy_the_run_succeeds(world):
     data = [k for k in _keys_under(world, "lake/tables/orders/") if k.endswith(".parquet")]
     assert data, _keys_under(world, "lake/")
     assert "lake/_state/iam_it/tables/orders.json" in _keys_under(world, "lake/_state/")
+    iceberg = glue.get_table(DatabaseName="iam_it", Name="events")["Table"]["Parameters"]
+    assert iceberg["table_type"].upper() == "ICEBERG"
+    assert iceberg["metadata_location"].startswith(f"s3://{world['bucket']}/lake/warehouse/")

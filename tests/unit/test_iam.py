@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sluiceway import cli, iam
-from sluiceway.errors import SpecError
+from sluiceway.errors import SluicewayError
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = iam.Target(account="123456789012", region="eu-west-1")
@@ -114,7 +114,7 @@ def test_a_glue_job_with_a_connection_may_open_network_interfaces(tmp_path):
 
 def test_the_deployer_needs_a_platform_and_a_bucket(tmp_path):
     path = _spec(tmp_path, '[tables.t]\ntable = "t"\nprimary_key = ["id"]\n')
-    with pytest.raises(SpecError, match="--platform glue|emr and --bucket"):
+    with pytest.raises(SluicewayError, match="--platform glue|emr and --bucket"):
         iam.deployer_policy(iam.load_any_spec(str(path), None, None, None), TARGET)
 
 
