@@ -238,6 +238,7 @@ def test_without_one_statement_the_run_fails_naming_the_action_and_writes_nothin
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("sluiceway: error")]
     assert len(errors) == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert f"not allowed {action}" in errors[0], errors[0]
     # No data, no watermark: at most the failed run's report under the state prefix.
     written = _keys_under(world, "lake/")
