@@ -71,6 +71,7 @@ def test_code_python_3_13_no_longer_has_is_refused_for_glue_6_naming_the_file():
     )
 
 
+@pytest.mark.filterwarnings("ignore:'imghdr' is deprecated:DeprecationWarning")
 def test_user_code_is_checked_against_the_targets_python(tmp_path, monkeypatch):
     user = tmp_path / "user_code"
     (user / "acme_old").mkdir(parents=True)
