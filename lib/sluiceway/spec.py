@@ -24,6 +24,7 @@ from sluiceway.spec_reader import (
     NAME,
     Reader,
     TransformStep,
+    parse_package,
     parse_quality,
     parse_transforms,
     read_spec_file,
@@ -271,6 +272,7 @@ class PipelineSpec:
     catalogs: Mapping[str, IcebergCatalog] = field(default_factory=dict)
     # The salt from Secrets Manager: what a Glue or EMR job can read (they get no env).
     hash_salt_secret_id: str | None = None
+    package_modules: tuple[str, ...] = ()  # [package] modules: user code to ship
 
     def table(self, name: str) -> TableSpec:
         for table in self.tables:
@@ -324,7 +326,7 @@ def parse_spec(
     iceberg_catalog: str | None = None,
 ) -> PipelineSpec:
     top, pipe, name = top_reader(
-        text, source, "pipeline", "connections", "catalogs", "tables", "outputs"
+        text, source, "pipeline", "connections", "catalogs", "tables", "outputs", "package"
     )
     pipe.only("name", "output", "state", "staging", "hash_salt_env", "hash_salt_secret_id")
     root = output_root or pipe.get("output", str, required=True)
@@ -384,6 +386,7 @@ def parse_spec(
         outputs=tuple(outputs),
         catalogs=catalogs,
         hash_salt_secret_id=hash_salt_secret_id,
+        package_modules=parse_package(top),
     )
 
 

@@ -115,6 +115,15 @@ def glue_job(context: GlueContextLike) -> JobLike:
     return Job(context)  # type: ignore[no-any-return]
 
 
+# The arguments each Glue job script reads, in full: Glue 6.0's getResolvedOptions takes no
+# abbreviation (allow_abbrev=False), so every name here is exactly the one `deploy glue`
+# sets in the job's DefaultArguments (deploy/glue.py) or Glue itself passes (JOB_NAME).
+BATCH_ARGUMENTS = ("JOB_NAME", "spec", "full_refresh")
+BATCH_OPTIONAL = ("output", "state")
+STREAM_ARGUMENTS = ("JOB_NAME", "spec")
+STREAM_OPTIONAL = ("output", "checkpoint")
+
+
 def glue_arguments(
     argv: Sequence[str], names: Sequence[str], optional: Sequence[str] = ()
 ) -> dict[str, Any]:
