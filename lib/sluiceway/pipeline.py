@@ -194,7 +194,9 @@ def _hash_salt(spec: PipelineSpec, tables: Sequence[TableSpec]) -> str | None:
         return read_hash_salt(spec.hash_salt_secret_id)
     salt = os.environ.get(spec.hash_salt_env or "")  # the spec requires one of the two
     if not salt:
-        raise CredentialsError(f"environment variable {spec.hash_salt_env} (hash salt) is not set")
+        raise CredentialsError(
+            f"environment variable {spec.hash_salt_env} is not set", where="pipeline.hash_salt_env"
+        )
     return salt
 
 
