@@ -176,7 +176,7 @@ PAGE_FACTS = """(() => {
   const nodes = {};
   document.querySelectorAll('#graph .node').forEach((n) => {
     const kind = n.classList[1];
-    (nodes[kind] = nodes[kind] || []).push(n.querySelector('.label').textContent);
+    (nodes[kind] = nodes[kind] || []).push(n.getAttribute('data-id').split(':')[1]);
   });
   return {
     nodes: nodes,

@@ -100,7 +100,7 @@ def pipeline_graph(spec: PipelineSpec) -> Graph:
                     f"quarantine:{table.name}",
                     "quarantine",
                     f"{table.name} quarantine",
-                    f"{len(table.quality)} rules",
+                    f"{len(table.quality)} rule{'s' if len(table.quality) > 1 else ''}",
                     (table.sink.quarantine_path,),
                     dataset=table.name,
                 )
@@ -115,9 +115,8 @@ def pipeline_graph(spec: PipelineSpec) -> Graph:
             node_id = f"load:{item.name}:{index}"
             target = load.connection or getattr(load, "workgroup_name", None) or ""
             target = target or getattr(load, "cluster_identifier", None) or ""
-            nodes.append(
-                Node(node_id, "load", load.table, f"{load.kind} {load.mode}", (f"into {target}",))
-            )
+            label = f"{target}: {load.table}" if target else load.table
+            nodes.append(Node(node_id, "load", label, f"{load.kind} {load.mode}", (label,)))
             edges.append(Edge(_item_id(spec, item.name), node_id))
     return Graph(tuple(nodes), tuple(edges))
 
@@ -279,7 +278,7 @@ def bar_chart(
         return math.log10(1 + value) if log else value
 
     top = max((p.values[key] for p in points for key, _, _ in series), default=0.0) or 1.0
-    left, bottom, plot_h = 34, CHART_H - 18, CHART_H - 34
+    left, bottom, plot_h = 40, CHART_H - 18, CHART_H - 34
     group = (CHART_W - left - 6) / max(len(points), 1)
     bar = max(min(group * 0.8 / len(series), 18.0), 1.0)
     parts = [
@@ -435,7 +434,7 @@ def _clip(text: str, size: int) -> str:
 def _compact(value: float) -> str:
     for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= limit:
-            return f"{value / limit:.1f}{suffix}"
+            return f"{value / limit:.1f}".rstrip("0").rstrip(".") + suffix
     return str(int(value)) if value == int(value) else f"{value:.1f}"
 
 
