@@ -397,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
 def add_init_command(sub) -> None:  # sub: the top-level subparsers
     p = sub.add_parser(
         "init",
+        allow_abbrev=False,  # `--password=...` must not pass for `--password-env`
         help="print a pipeline spec (TOML) guessed from a database's catalog",
         description="Reads the catalog and planner statistics (never the rows) and prints a "
         "spec whose every guess is commented. The password comes from --password-env or "

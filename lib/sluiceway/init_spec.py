@@ -17,6 +17,7 @@ from sluiceway.sources.credentials import resolve_credentials
 from sluiceway.sources.db_catalog import describe, read_catalog
 from sluiceway.spec import SOURCE_ENGINES, Connection, parse_spec
 from sluiceway.spec_guess import Proposal, Settings, propose, select_tables, snake_name, spec_names
+from sluiceway.spec_reader import IDENTIFIER
 from sluiceway.spec_write import Source, render_spec
 
 
@@ -95,6 +96,9 @@ def _connection(request: InitRequest) -> Connection:
             "init: give --password-env VAR or --secret-id ID (a password never goes on the "
             "command line)"
         )
+    if request.password_env and not IDENTIFIER.match(request.password_env):
+        # Never echoed: it may be a password given by mistake.
+        raise SluicewayError("init: --password-env must name an environment variable")
     if not request.host and not request.secret_id:
         raise SluicewayError("init: give --host (or a --secret-id whose secret holds it)")
     return Connection(

@@ -325,3 +325,49 @@ def test_init_on_mariadb_handles_camel_case_and_on_update_and_keeps_state_on_s3(
     assert main(["view", str(path), "--state", state, "--out", str(page)]) == 0
     assert capsys.readouterr().out.startswith(f"view: {page}: 5 nodes, 8 charts from 2 runs")
     _assert_view_page(chromium, spec, page, tmp_path / "pipeline.png")
+
+
+@pytest.mark.spark_free  # no Spark: scripts/test.sh runs it on one line only
+def test_init_picks_tables_and_a_wrong_password_is_one_error(
+    tmp_path, capsys, pg_shop, monkeypatch
+):
+    db, schema = pg_shop
+    only, _ = _init(db, tmp_path, capsys, f"--schema={schema}", "--tables=recent_lines,order_lines")
+    assert [t.name for t in load_spec(only).tables] == ["order_lines", "recent_lines"]
+    rest, summary = _init(db, tmp_path, capsys, f"--schema={schema}", "--exclude=event_log")
+    assert [t.name for t in load_spec(rest).tables] == ["customers", "order_lines", "recent_lines"]
+    assert "2 tables, 1 views" in summary
+
+    def init(password_env: str, *extra: str) -> int:
+        return main(
+            [
+                "init",
+                "--engine=postgresql",
+                f"--host={db.host}",
+                f"--port={db.port}",
+                f"--database={db.database}",
+                f"--user={db.user}",
+                f"--password-env={password_env}",
+                f"--schema={schema}",
+                *extra,
+            ]
+        )
+
+    assert init("WRONG_PW") == 1
+    assert capsys.readouterr().err.startswith(
+        "sluiceway: error: connection sluiceway_test: environment variable WRONG_PW is not set"
+    )
+    monkeypatch.setenv("WRONG_PW", "not-the-password")
+    assert init("WRONG_PW") == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(
+        f"sluiceway: error: postgresql {db.host}:{db.port}/{db.database}: cannot read the catalog: "
+    ), err
+    assert "password authentication failed" in err
+    assert "not-the-password" not in err
+
+    assert init(db.password_env, "--tables=customers,nope") == 1
+    assert capsys.readouterr().err.startswith(
+        "sluiceway: error: init: --tables: no table or view named 'nope' (have: customers, "
+    )
