@@ -152,8 +152,13 @@ def _summary(
     incremental = sum(1 for p in proposals if p.incremental_column)
     quantiles = sum(1 for p in proposals if p.split_strategy and p.split_strategy.value != "range")
     return (
-        f"init: {where} schema {schema}: {kinds['table']} tables, {kinds['view']} views "
+        f"init: {where} schema {schema}: {_count(kinds['table'], 'table')}, "
+        f"{_count(kinds['view'], 'view')} "
         f"({', '.join(f'{n} {m}' for m, n in sorted(modes.items()))}), "
         f"{incremental} incremental, {quantiles} quantile splits, {len(skipped)} skipped, "
         f"{seconds:.1f}s"
     )
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"

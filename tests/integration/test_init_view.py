@@ -247,7 +247,7 @@ def test_init_on_postgresql_writes_a_spec_that_runs_and_copies_every_table(
     assert summary.startswith(
         f"init: postgresql {db.host}:{db.port}/{db.database} schema {schema}: "
     )
-    assert "3 tables, 1 views (2 merge, 2 overwrite), 2 incremental, 1 quantile splits" in summary
+    assert "3 tables, 1 view (2 merge, 2 overwrite), 2 incremental, 1 quantile splits" in summary
     lines = spec.table("order_lines")
     assert lines.table == f"{schema}.order_lines"
     assert lines.primary_key == ("order_id", "line_no")
@@ -293,7 +293,7 @@ def test_init_on_mariadb_handles_camel_case_and_on_update_and_keeps_state_on_s3(
     spec = load_spec(path, state_location=state)
 
     assert summary.startswith(f"init: mysql {db.host}:{db.port}/{database} schema {database}: ")
-    assert "3 tables, 1 views (2 merge, 2 overwrite), 2 incremental, 1 quantile splits" in summary
+    assert "3 tables, 1 view (2 merge, 2 overwrite), 2 incremental, 1 quantile splits" in summary
     lines = spec.table("order_lines")
     assert lines.table == "OrderLines"
     assert lines.primary_key == ("order_id", "line_no")
@@ -336,7 +336,7 @@ def test_init_picks_tables_and_a_wrong_password_is_one_error(
     assert [t.name for t in load_spec(only).tables] == ["order_lines", "recent_lines"]
     rest, summary = _init(db, tmp_path, capsys, f"--schema={schema}", "--exclude=event_log")
     assert [t.name for t in load_spec(rest).tables] == ["customers", "order_lines", "recent_lines"]
-    assert "2 tables, 1 views" in summary
+    assert "2 tables, 1 view" in summary
 
     def init(password_env: str, *extra: str) -> int:
         return main(

@@ -136,9 +136,9 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %s AND NOT t.tgisinternal AND (t.tgtype & 16) <> 0
 """
 _PG_STATS = """
-SELECT tablename, attname, null_frac, n_distinct, most_common_vals::text, most_common_freqs,
-       histogram_bounds::text
-FROM pg_stats WHERE schemaname = %s AND NOT inherited
+SELECT tablename, attname, inherited, null_frac, n_distinct, most_common_vals::text,
+       most_common_freqs, histogram_bounds::text
+FROM pg_stats WHERE schemaname = %s
 """
 
 
@@ -171,7 +171,8 @@ def _postgres(creds: Credentials, schema: str) -> list[CatalogTable]:
         for oid, cols, ref_table, ref_cols in rows(_PG_FOREIGN_KEYS):
             foreign[oid].append(ForeignKey(tuple(cols), ref_table, tuple(ref_cols)))
         triggers = {oid for (oid,) in rows(_PG_UPDATE_TRIGGERS)}
-        stats = {(t, c): row for t, c, *row in rows(_PG_STATS)}
+        # A partitioned table's statistics are those over its partitions (`inherited`).
+        stats = {(t, c, inherited): row for t, c, inherited, *row in rows(_PG_STATS)}
     tables = []
     for oid, name, relkind, reltuples, size in relations:
         kinds = [(c[0], column_kind(c[1])) for c in columns[oid]]
@@ -182,7 +183,7 @@ def _postgres(creds: Credentials, schema: str) -> list[CatalogTable]:
                 kind=kind,
                 nullable=not not_null,
                 default=default,
-                stats=_pg_column_stats(kind, stats.get((name, col))),
+                stats=_pg_column_stats(kind, stats.get((name, col, relkind == "p"))),
             )
             for (col, data_type, not_null, default), (_, kind) in zip(
                 columns[oid], kinds, strict=True
