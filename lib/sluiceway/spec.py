@@ -24,6 +24,7 @@ from sluiceway.spec_reader import (
     NAME,
     Reader,
     TransformStep,
+    parse_package,
     parse_quality,
     parse_transforms,
     read_spec_file,
@@ -60,6 +61,12 @@ _TRANSFORM = re.compile(r"^(years|months|days|hours)\(\s*([A-Za-z_][A-Za-z0-9_]*
 _BUCKET = re.compile(r"^bucket\(\s*([0-9]+)\s*,\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)$")
 # The implicit Iceberg catalog when a spec declares none: a warehouse under the output.
 DEFAULT_ICEBERG_CATALOG = "lake"
+# The types a run may give that catalog (`--iceberg-catalog`): one spec, local or on Glue.
+DEFAULT_CATALOG_TYPES: tuple[IcebergCatalogType, ...] = ("hadoop", "glue")
+ICEBERG_CATALOG_HELP = (
+    "type of the default Iceberg catalog `lake` (warehouse <output>/warehouse, for specs "
+    "without [catalogs]): hadoop (the default) or glue (the Glue Data Catalog; output on S3)"
+)
 # Glue keeps database and table names in lower case; Athena wants them plain.
 _CATALOG_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,254}$")
 
@@ -78,6 +85,9 @@ class Connection:
     fetch_size: int
     rows_per_partition: int
     options: Mapping[str, str] = field(default_factory=dict)
+    # A Glue JDBC connection holding the URL and login (extract_jdbc_conf on Glue, the
+    # GetConnection API elsewhere): attached to a deployed Glue job, it is also its VPC path.
+    glue_connection: str | None = None
 
 
 @dataclass(frozen=True)
@@ -264,6 +274,9 @@ class PipelineSpec:
     tables: tuple[TableSpec, ...]
     outputs: tuple[OutputSpec, ...] = ()
     catalogs: Mapping[str, IcebergCatalog] = field(default_factory=dict)
+    # The salt from Secrets Manager: what a Glue or EMR job can read (they get no env).
+    hash_salt_secret_id: str | None = None
+    package_modules: tuple[str, ...] = ()  # [package] modules: user code to ship
 
     def table(self, name: str) -> TableSpec:
         for table in self.tables:
@@ -295,10 +308,18 @@ def load_spec(
     path: str | Path,
     output_root: str | None = None,
     state_location: str | None = None,
+    iceberg_catalog: str | None = None,
 ) -> PipelineSpec:
-    """Read and validate a pipeline spec; `output_root`/`state_location` override the file's."""
+    """Read and validate a pipeline spec; `output_root`/`state_location` override the file's,
+    `iceberg_catalog` the type of the default Iceberg catalog."""
     text = read_spec_file(path)
-    return parse_spec(text, str(path), output_root=output_root, state_location=state_location)
+    return parse_spec(
+        text,
+        str(path),
+        output_root=output_root,
+        state_location=state_location,
+        iceberg_catalog=iceberg_catalog,
+    )
 
 
 def parse_spec(
@@ -306,11 +327,12 @@ def parse_spec(
     source: str = "<spec>",
     output_root: str | None = None,
     state_location: str | None = None,
+    iceberg_catalog: str | None = None,
 ) -> PipelineSpec:
     top, pipe, name = top_reader(
-        text, source, "pipeline", "connections", "catalogs", "tables", "outputs"
+        text, source, "pipeline", "connections", "catalogs", "tables", "outputs", "package"
     )
-    pipe.only("name", "output", "state", "staging", "hash_salt_env")
+    pipe.only("name", "output", "state", "staging", "hash_salt_env", "hash_salt_secret_id")
     root = output_root or pipe.get("output", str, required=True)
     # Relative state and staging locations live under the output root.
     state = state_location or join_path(root, pipe.get("state", str, "_state"))
@@ -323,7 +345,7 @@ def parse_spec(
     }
     if not connections:
         conns_reader.fail("", "at least one connection is required")
-    catalogs = _parse_catalogs(top, root, connections)
+    catalogs = _parse_catalogs(top, root, connections, iceberg_catalog)
     sinks = _SinkContext(name, root, staging, catalogs)
 
     tables_reader = top.child("tables", top.get("tables", dict, required=True))
@@ -347,9 +369,15 @@ def parse_spec(
         known.add(key)
 
     hash_salt_env = pipe.identifier("hash_salt_env")
+    hash_salt_secret_id = pipe.get("hash_salt_secret_id", str)
+    if hash_salt_env and hash_salt_secret_id:
+        pipe.fail("hash_salt_secret_id", "give hash_salt_env or hash_salt_secret_id, not both")
     for table in tables:
-        if table.hash_columns and not hash_salt_env:
-            pipe.fail("hash_salt_env", f"required because tables.{table.name}.hash_columns is set")
+        if table.hash_columns and not (hash_salt_env or hash_salt_secret_id):
+            pipe.fail(
+                "hash_salt_env",
+                f"required (or hash_salt_secret_id): tables.{table.name}.hash_columns is set",
+            )
     return PipelineSpec(
         name=name,
         source_file=source,
@@ -361,6 +389,8 @@ def parse_spec(
         tables=tables,
         outputs=tuple(outputs),
         catalogs=catalogs,
+        hash_salt_secret_id=hash_salt_secret_id,
+        package_modules=parse_package(top),
     )
 
 
@@ -373,6 +403,7 @@ def _parse_connection(r: Reader, name: str) -> Connection:
         "user",
         "password_env",
         "secret_id",
+        "glue_connection",
         "max_connections",
         "fetch_size",
         "rows_per_partition",
@@ -380,16 +411,24 @@ def _parse_connection(r: Reader, name: str) -> Connection:
     )
     password_env = r.identifier("password_env")
     secret_id = r.get("secret_id", str)
-    if not password_env and not secret_id:
-        r.fail("", "needs password_env (an environment variable name) or secret_id")
+    glue_connection = r.get("glue_connection", str)
+    if glue_connection and (password_env or secret_id):
+        r.fail("glue_connection", "holds the login itself: drop password_env and secret_id")
+    if not (password_env or secret_id or glue_connection):
+        r.fail(
+            "",
+            "needs password_env (an environment variable name), secret_id (Secrets Manager) "
+            "or glue_connection (a Glue JDBC connection)",
+        )
     host = r.get("host", str)
-    if not host and not secret_id:
-        r.fail("host", "is required (or give a secret_id whose secret holds it)")
+    if not host and not (secret_id or glue_connection):
+        r.fail("host", "is required (or give a secret_id or glue_connection that holds it)")
     options = r.get("options", dict, {})
     for key, value in options.items():
         if key.lower() in ("password", "user"):
             r.fail(
-                f"options.{key}", "credentials never go in options; use password_env or secret_id"
+                f"options.{key}",
+                "credentials never go in options; use secret_id, glue_connection or password_env",
             )
         if not isinstance(value, str | int | bool):
             r.fail(f"options.{key}", "must be a string, number or boolean")
@@ -402,6 +441,7 @@ def _parse_connection(r: Reader, name: str) -> Connection:
         user=r.get("user", str),
         password_env=password_env,
         secret_id=secret_id,
+        glue_connection=glue_connection,
         max_connections=r.positive("max_connections", 4),
         fetch_size=r.positive("fetch_size", 10_000),
         rows_per_partition=r.positive("rows_per_partition", 500_000),
@@ -420,14 +460,25 @@ class _SinkContext:
 
 
 def _parse_catalogs(
-    top: Reader, root: str, connections: Mapping[str, Connection]
+    top: Reader,
+    root: str,
+    connections: Mapping[str, Connection],
+    default_type: str | None = None,
 ) -> dict[str, IcebergCatalog]:
-    """`[catalogs.<name>]`: the Iceberg catalogs; none given means one hadoop catalog
-    `lake` with its warehouse at `<output>/warehouse`."""
+    """`[catalogs.<name>]`: the Iceberg catalogs; none given means one catalog `lake` with
+    its warehouse at `<output>/warehouse`, of type `default_type` (the run's
+    `--iceberg-catalog`: hadoop, the default, or glue)."""
     reader = top.child("catalogs", top.get("catalogs", dict, {}))
     if not reader.data:
-        default = IcebergCatalog(DEFAULT_ICEBERG_CATALOG, "hadoop", join_path(root, "warehouse"))
-        return {default.name: default}
+        return {DEFAULT_ICEBERG_CATALOG: _default_catalog(reader, root, default_type)}
+    if default_type is not None:
+        # A declared catalog's type is the spec's: one run-time switch for several
+        # catalogs would be a guess.
+        reader.fail(
+            "",
+            f"--iceberg-catalog {default_type} sets the type of the default catalog, and this "
+            "spec declares its catalogs: set `type` in [catalogs.<name>] instead",
+        )
     catalogs = {}
     for key, value in reader.data.items():
         c = reader.child(key, value)
@@ -452,6 +503,27 @@ def _parse_catalogs(
     return catalogs
 
 
+def _default_catalog(reader: Reader, root: str, kind: str | None) -> IcebergCatalog:
+    """The implicit catalog `lake`: hadoop unless the run asks for glue (the same spec then
+    keeps its tables in the Glue Data Catalog, with the warehouse on the S3 output)."""
+    warehouse = join_path(root, "warehouse")
+    if kind in (None, "hadoop"):
+        return IcebergCatalog(DEFAULT_ICEBERG_CATALOG, "hadoop", warehouse)
+    if kind not in DEFAULT_CATALOG_TYPES:
+        reader.fail("", f"--iceberg-catalog must be hadoop or glue, got {kind!r}")
+    if not warehouse.startswith(("s3://", "s3a://")):
+        reader.fail(
+            "",
+            f"--iceberg-catalog glue keeps the warehouse at <output>/warehouse, which must be on "
+            f"S3 (s3://bucket/prefix), got {warehouse!r}",
+        )
+    return IcebergCatalog(DEFAULT_ICEBERG_CATALOG, "glue", _s3_uri(warehouse))
+
+
+def _s3_uri(uri: str) -> str:
+    return "s3://" + uri.split("://", 1)[1].rstrip("/")
+
+
 def _glue_warehouse(c: Reader, warehouse: str) -> str:
     """A glue catalog's warehouse: on S3 (its files are read through S3FileIO, and by
     Athena), spelled s3:// whatever the spec used."""
@@ -460,7 +532,7 @@ def _glue_warehouse(c: Reader, warehouse: str) -> str:
             "warehouse",
             f"a glue catalog's warehouse must be on S3 (s3://bucket/prefix), got {warehouse!r}",
         )
-    return "s3://" + warehouse.split("://", 1)[1].rstrip("/")
+    return _s3_uri(warehouse)
 
 
 def _parse_sink(

@@ -35,6 +35,11 @@ PIPELINE_CONF: dict[str, str] = {
     # Timestamps are planned, compared and written in UTC; see sources/jdbc.py.
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    # Dates and timestamps before 1582-10-15 are written as they are (proleptic Gregorian,
+    # what Spark 3+, Iceberg, Athena and Redshift read), not refused: Spark 4's default;
+    # Spark 3.5's (EXCEPTION) failed the write of a PostgreSQL date '1500-03-01'.
+    "spark.sql.parquet.datetimeRebaseModeInWrite": "CORRECTED",
+    "spark.sql.parquet.int96RebaseModeInWrite": "CORRECTED",
     # Row counts come from observations on the write itself. When a shuffle's output is
     # empty (an append whose rows all landed already, a batch all quarantined), this rule
     # replaces the rest of the plan, and the observation's metrics with it (checked on
@@ -148,8 +153,27 @@ def build_local_session(
     return spark
 
 
+def with_iceberg_extensions(extensions: str) -> str:
+    """`spark.sql.extensions` as given, with Iceberg's added (last) if missing."""
+    given = [name.strip() for name in extensions.split(",") if name.strip()]
+    if ICEBERG_EXTENSIONS not in given:
+        given.append(ICEBERG_EXTENSIONS)
+    return ",".join(given)
+
+
 def submitted_session(app_name: str) -> SparkSession:
-    """The session local spark-submit configured, with the pipeline settings and S3A."""
-    spark = apply_pipeline_conf(SparkSession.builder.appName(app_name).getOrCreate())
+    """The session local spark-submit configured, with Iceberg's SQL extensions, the
+    pipeline settings and S3A.
+
+    The extensions are a static setting, read when the session starts: spark-submit runs
+    this script before any session exists, so the builder can still add them to what
+    spark-submit was given (its `--conf`s are the JVM's SparkConf defaults)."""
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # the JVM, so SparkConf reads spark-submit's settings
+    given = SparkConf().get("spark.sql.extensions", "") or ""
+    extensions = with_iceberg_extensions(given)
+    builder = SparkSession.builder.appName(app_name).config("spark.sql.extensions", extensions)
+    spark = apply_pipeline_conf(builder.getOrCreate())
     configure_s3a(spark)
     return spark
