@@ -12,8 +12,8 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sluiceway.errors import SluicewayError
-from sluiceway.sources.credentials import resolve_credentials
+from sluiceway.errors import CredentialsError, SluicewayError
+from sluiceway.sources.credentials import Credentials, resolve_credentials
 from sluiceway.sources.db_catalog import describe, read_catalog
 from sluiceway.spec import SOURCE_ENGINES, Connection, parse_spec
 from sluiceway.spec_guess import Proposal, Settings, propose, select_tables, snake_name, spec_names
@@ -51,7 +51,7 @@ def init_spec(request: InitRequest, *, now: datetime | None = None) -> InitResul
     """The spec for `request`'s database, with every guess commented."""
     started = time.monotonic()
     conn = _connection(request)
-    creds = resolve_credentials(conn)
+    creds = _credentials(conn)
     where = describe(request.engine, creds)
     schema = _schema(request, creds.database)
     catalog = read_catalog(
@@ -73,7 +73,7 @@ def init_spec(request: InitRequest, *, now: datetime | None = None) -> InitResul
     text = render_spec(
         pipeline,
         request.output or f"out/{pipeline}",
-        _source(request, conn.name),
+        _source(request, snake_name(creds.database or conn.name)),  # a secret may name it
         proposals,
         header,
     )
@@ -114,6 +114,24 @@ def _connection(request: InitRequest) -> Connection:
         fetch_size=10_000,
         rows_per_partition=500_000,
     )
+
+
+# init's flag for each connection key a credentials error can name: the user typed no spec.
+_FLAGS = {
+    "password_env": "--password-env",
+    "secret_id": "--secret-id",
+    "user": "--user",
+    "host": "--host",
+}
+
+
+def _credentials(conn: Connection) -> Credentials:
+    """The login, with an error placed at the option that gave it (not a spec key)."""
+    try:
+        return resolve_credentials(conn)
+    except CredentialsError as exc:
+        key = (exc.where or "").rsplit(".", 1)[-1]
+        raise CredentialsError(exc.message, where=f"init {_FLAGS.get(key, key)}") from exc
 
 
 def _schema(request: InitRequest, database: str | None) -> str:

@@ -21,8 +21,10 @@ from pyspark.sql import functions as F
 from sluiceway import pipeline
 from sluiceway.cli import main
 from sluiceway.spec import PipelineSpec, load_spec
+from sluiceway.spec_guess import snake_name
 
 from ..browser import PAGE_FACTS
+from .aws import moto_endpoint
 from .dbs import Db
 
 BASE = datetime(2024, 1, 1)
@@ -355,7 +357,7 @@ def test_init_picks_tables_and_a_wrong_password_is_one_error(
 
     assert init("WRONG_PW") == 1
     assert capsys.readouterr().err.startswith(
-        "sluiceway: error: connection sluiceway_test: environment variable WRONG_PW is not set"
+        "sluiceway: error: init --password-env: environment variable WRONG_PW is not set"
     )
     monkeypatch.setenv("WRONG_PW", "not-the-password")
     assert init("WRONG_PW") == 1
@@ -371,3 +373,49 @@ def test_init_picks_tables_and_a_wrong_password_is_one_error(
     assert capsys.readouterr().err.startswith(
         "sluiceway: error: init: --tables: no table or view named 'nope' (have: customers, "
     )
+
+
+@pytest.mark.spark_free  # no Spark: scripts/test.sh runs it on one line only
+def test_init_from_a_secret_writes_the_secret_id_and_no_login(
+    tmp_path, capsys, pg_shop, monkeypatch
+):
+    """RDS's secret JSON (Secrets Manager on the moto server) gives the whole login: the spec
+    names the secret only, and a secret that does not exist is one error at --secret-id."""
+    import json
+
+    import boto3
+
+    db, schema = pg_shop
+    moto_endpoint()
+    secrets = boto3.client("secretsmanager")
+    name = f"test-init-view/{uuid.uuid4().hex[:8]}"
+    login = {"username": db.user, "password": db.password, "host": db.host, "port": db.port}
+    secrets.create_secret(Name=name, SecretString=json.dumps({**login, "dbname": db.database}))
+    monkeypatch.delenv(db.password_env, raising=False)  # the secret is the only way in
+    try:
+        base = ["init", "--engine=postgresql", f"--schema={schema}", "--tables=customers"]
+        assert main([*base, f"--secret-id={name}"]) == 0
+        out, err = capsys.readouterr()
+        assert (
+            err.strip()
+            .splitlines()[-1]
+            .startswith(
+                f"init: postgresql {db.host}:{db.port}/{db.database} schema {schema}: 1 table, "
+            )
+        )
+        conn = load_spec_text(tmp_path, out).connections[snake_name(db.database)]
+        assert (conn.secret_id, conn.host, conn.user, conn.password_env) == (name, None, None, None)
+        assert db.password not in out
+
+        assert main([*base, f"--secret-id={name}-missing"]) == 1
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert err.startswith(f"sluiceway: error: init --secret-id: secret {name}-missing"), err
+    finally:
+        secrets.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+
+
+def load_spec_text(tmp_path: Path, text: str) -> PipelineSpec:
+    path = tmp_path / "from_secret.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_spec(path)

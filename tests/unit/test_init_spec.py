@@ -34,7 +34,7 @@ PASSWORD = "pw-value-4711"
         ),
         (
             [*BASE, "--password-env=SLUICEWAY_UNSET_VARIABLE"],
-            "connection shop: environment variable SLUICEWAY_UNSET_VARIABLE is not set",
+            "init --password-env: environment variable SLUICEWAY_UNSET_VARIABLE is not set",
         ),
         (
             [
