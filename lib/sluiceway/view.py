@@ -227,7 +227,7 @@ def _node_svg(node: Node, x: int, y: int) -> str:
         f'<g class="node {node.kind}" data-id="{_a(node.id)}"{link} '
         f'transform="translate({x},{y})"><title>{_t(tip)}</title>'
         f'<rect width="{NODE_W}" height="{NODE_H}" rx="7"/>'
-        f'<text class="label" x="10" y="18">{_t(_clip(node.label, 23 - 6 * len(node.marks)))}'
+        f'<text class="label" x="10" y="18">{_t(_clip(node.label, 23 - 7 * len(node.marks)))}'
         "</text>"
         f'<text class="sub" x="10" y="35">{_t(_clip(node.sub, 30))}</text>{marks}</g>'
     )
