@@ -12,6 +12,7 @@ import base64
 import contextlib
 import json
 import os
+import select
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +25,7 @@ CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",  # tests run as root
     "--disable-gpu",
+    "--disable-dev-shm-usage",  # a container's /dev/shm is 64 MiB: Chromium may crash in it
     "--disable-quic",
     "--no-first-run",
     "--disable-background-networking",
@@ -102,8 +104,15 @@ class Browser:
                 return dict(reply.get("result", {}))
             self.events.append(reply)
 
-    def _read(self) -> dict[str, Any]:
+    def _read(self, timeout: float = 30.0) -> dict[str, Any]:
+        """The next message; a Chromium that hangs fails the test instead of the whole run."""
+        deadline = time.monotonic() + timeout
         while b"\0" not in self._buffer:
+            ready, _, _ = select.select(
+                [self.reader], [], [], max(0.0, deadline - time.monotonic())
+            )
+            if not ready:
+                raise TimeoutError(f"chromium sent nothing for {timeout}s")
             chunk = os.read(self.reader.fileno(), 1 << 16)
             if not chunk:
                 raise RuntimeError("chromium closed the DevTools pipe")

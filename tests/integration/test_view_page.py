@@ -34,6 +34,15 @@ def test_view_page_draws_every_table_and_output_and_its_charts(tmp_path, capsys,
         "load": ["orders"],
     }
     assert all(box == [190, 44] for box in facts["node_boxes"])
+    marks = chromium.evaluate(
+        """Object.fromEntries([...document.querySelectorAll('#graph .node')].map((n) =>
+             [n.dataset.id, [...n.querySelectorAll('.mark')].map((m) => m.textContent)]))"""
+    )
+    # The Iceberg table and the Glue catalog table are marked; the others are not.
+    assert {node: m for node, m in marks.items() if m} == {
+        "table:orders": ["glue"],
+        "table:customers": ["iceberg"],
+    }
     assert facts["edges"] == 7
     assert facts["cards"] == [f"card-{name}" for name in (*TABLES, *OUTPUTS)]
     # orders, customers and daily ran: a rows chart and a seconds chart each, drawn full size.
