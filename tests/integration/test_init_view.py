@@ -3,8 +3,9 @@ prints run unchanged by Sluiceway (twice: full, then incremental after changes),
 compared with the database's rows, and `sluiceway view` of those runs opened in Chromium.
 
 The schema holds what init must get right: a composite key with a skewed, indexed date, a
-key-less table, a view, a foreign key, an insert-time column that is no cursor, and on
-MariaDB a CamelCase table whose cursor the database stamps (ON UPDATE CURRENT_TIMESTAMP).
+key-less table (on PostgreSQL a quoted CamelCase one), a view, a foreign key, an
+insert-time column that is no cursor, and on MariaDB a CamelCase table whose cursor the
+database stamps (ON UPDATE CURRENT_TIMESTAMP).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def _create_pg(db: Db, schema: str) -> None:
         f"customer_id int REFERENCES {s}.customers (id), shipped_on date NOT NULL, "
         "amount numeric(10,2), modified timestamp(6), PRIMARY KEY (order_id, line_no))",
         f"CREATE INDEX ON {s}.order_lines (shipped_on)",
-        f"CREATE TABLE {s}.event_log (msg text, at timestamptz, level int)",
+        f'CREATE TABLE {s}."EventLog" (msg text, "LoggedAt" timestamptz, level int)',  # quoted names
         f"CREATE VIEW {s}.recent_lines AS SELECT order_id, line_no, shipped_on, amount "
         f"FROM {s}.order_lines WHERE amount > 50",
     )
@@ -76,8 +77,8 @@ def _create_pg(db: Db, schema: str) -> None:
         f"INSERT INTO {s}.order_lines VALUES (%s, %s, %s, %s, %s, %s)", params=_order_lines()
     )
     events = [(m, at.replace(tzinfo=UTC), lv) for m, at, lv in _events()]
-    db.execute(f"INSERT INTO {s}.event_log VALUES (%s, %s, %s)", params=events)
-    db.execute(f"ANALYZE {s}.customers", f"ANALYZE {s}.order_lines", f"ANALYZE {s}.event_log")
+    db.execute(f'INSERT INTO {s}."EventLog" VALUES (%s, %s, %s)', params=events)
+    db.execute(f"ANALYZE {s}.customers", f"ANALYZE {s}.order_lines", f'ANALYZE {s}."EventLog"')
 
 
 def _create_mysql(db: Db) -> None:
@@ -207,7 +208,7 @@ def _change(db: Db, schema: str) -> None:
             f"UPDATE {schema}.order_lines SET amount = amount + 100, modified = {now} WHERE order_id = 3",
             f"INSERT INTO {schema}.order_lines VALUES (999, 1, 5, DATE '2024-03-01', 1.5, {now})",
             f"UPDATE {schema}.customers SET name = 'renamed', updated_at = now() WHERE id = 7",
-            f"DELETE FROM {schema}.event_log WHERE level = 1",
+            f'DELETE FROM {schema}."EventLog" WHERE level = 1',
         )
         return
     db.execute(
@@ -267,7 +268,7 @@ def test_init_on_postgresql_writes_a_spec_that_runs_and_copies_every_table(
     recent = spec.table("recent_lines")
     assert (recent.sink.mode, recent.split_column) == ("overwrite", None)
 
-    relations = {t.name: t.table for t in spec.tables}
+    relations = {t.name: ".".join(f'"{p}"' for p in t.table.split(".")) for t in spec.tables}
     first = pipeline.run(spark, spec)
     assert first.status == "succeeded"
     _assert_lake_equals_database(spark, spec, db, relations)
@@ -336,7 +337,7 @@ def test_init_picks_tables_and_a_wrong_password_is_one_error(
     db, schema = pg_shop
     only, _ = _init(db, tmp_path, capsys, f"--schema={schema}", "--tables=recent_lines,order_lines")
     assert [t.name for t in load_spec(only).tables] == ["order_lines", "recent_lines"]
-    rest, summary = _init(db, tmp_path, capsys, f"--schema={schema}", "--exclude=event_log")
+    rest, summary = _init(db, tmp_path, capsys, f"--schema={schema}", "--exclude=EventLog")
     assert [t.name for t in load_spec(rest).tables] == ["customers", "order_lines", "recent_lines"]
     assert "2 tables, 1 view" in summary
 
@@ -371,7 +372,7 @@ def test_init_picks_tables_and_a_wrong_password_is_one_error(
 
     assert init(db.password_env, "--tables=customers,nope") == 1
     assert capsys.readouterr().err.startswith(
-        "sluiceway: error: init: --tables: no table or view named 'nope' (have: customers, "
+        "sluiceway: error: init: --tables: no table or view named 'nope' (have: EventLog, customers, "
     )
 
 
