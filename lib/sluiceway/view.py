@@ -202,17 +202,32 @@ def graph_svg(graph: Graph, positions: Mapping[str, tuple[int, int]]) -> str:
         "</marker></defs>",
     ]
     for edge in graph.edges:
-        (sx, sy), (tx, ty) = xy[edge.source], xy[edge.target]
-        x1, y1, x2, y2 = sx + NODE_W, sy + NODE_H // 2, tx, ty + NODE_H // 2
-        mid = (x1 + x2) // 2
         parts.append(
             f'<path class="edge" data-from="{_a(edge.source)}" data-to="{_a(edge.target)}" '
-            f'd="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}" marker-end="url(#arrow)"/>'
+            f'd="{_edge_path(xy[edge.source], xy[edge.target])}" marker-end="url(#arrow)"/>'
         )
     for node in graph.nodes:
         parts.append(_node_svg(node, *xy[node.id]))
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def _edge_path(source: tuple[int, int], target: tuple[int, int]) -> str:
+    """A curve from the source's right side to the target's left. An edge that skips a
+    column runs along the empty lane above the target's row: straight across, it would
+    pass under the nodes of the columns between."""
+    (sx, sy), (tx, ty) = source, target
+    x1, y1, x2, y2 = sx + NODE_W, sy + NODE_H // 2, tx, ty + NODE_H // 2
+    gap = COL_GAP - NODE_W
+    if x2 - x1 <= gap:
+        mid = (x1 + x2) // 2
+        return f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"
+    lane = ty - (ROW_GAP - NODE_H) // 2
+    a, b = x1 + gap, x2 - gap  # where the lane starts and ends: the first and last gaps
+    return (
+        f"M{x1},{y1} C{x1 + gap // 2},{y1} {x1 + gap // 2},{lane} {a},{lane} "
+        f"L{b},{lane} C{b + gap // 2},{lane} {b + gap // 2},{y2} {x2},{y2}"
+    )
 
 
 def _node_svg(node: Node, x: int, y: int) -> str:
@@ -227,7 +242,7 @@ def _node_svg(node: Node, x: int, y: int) -> str:
         f'<g class="node {node.kind}" data-id="{_a(node.id)}"{link} '
         f'transform="translate({x},{y})"><title>{_t(tip)}</title>'
         f'<rect width="{NODE_W}" height="{NODE_H}" rx="7"/>'
-        f'<text class="label" x="10" y="18">{_t(_clip(node.label, 23 - 7 * len(node.marks)))}'
+        f'<text class="label" x="10" y="18">{_t(_clip(node.label, 22 - 7 * len(node.marks)))}'
         "</text>"
         f'<text class="sub" x="10" y="35">{_t(_clip(node.sub, 30))}</text>{marks}</g>'
     )

@@ -10,7 +10,18 @@ import pytest
 from sluiceway.cli import main
 from sluiceway.spec import load_spec
 from sluiceway.state import LocalStateStore
-from sluiceway.view import dataset_history, layout, pipeline_graph, render_page
+from sluiceway.view import (
+    COL_GAP,
+    MARGIN,
+    NODE_H,
+    NODE_W,
+    ROW_GAP,
+    dataset_history,
+    graph_svg,
+    layout,
+    pipeline_graph,
+    render_page,
+)
 
 from ..view_fixture import EVIL, OUTPUTS, TABLES, reports, write_spec
 
@@ -62,6 +73,24 @@ def test_layout_puts_each_step_in_its_own_column(spec):
     }
     # No two nodes share a place.
     assert len(set(positions.values())) == len(positions)
+
+
+def test_an_edge_that_skips_a_column_runs_between_the_rows(spec):
+    """customers (column 1) -> top_customers (column 3) passes column 2: its straight run
+    lies in the lane between two rows, where no node is."""
+    graph = pipeline_graph(spec)
+    svg = graph_svg(graph, layout(graph))
+    path = re.search(r'data-from="table:customers" data-to="output:top_customers" d="([^"]+)"', svg)
+    assert path is not None
+    straight = re.search(r"L(\d+),(\d+)", path.group(1))
+    assert straight is not None, path.group(1)  # a long edge has a straight run
+    x, lane = int(straight.group(1)), int(straight.group(2))
+    assert x == MARGIN + 3 * COL_GAP - (COL_GAP - NODE_W)  # it ends in the gap before column 3
+    row_tops = range(MARGIN, MARGIN + 10 * ROW_GAP, ROW_GAP)
+    assert not any(top <= lane <= top + NODE_H for top in row_tops)  # never over a node
+    # An edge to the next column is one curve.
+    near = re.search(r'data-from="connection:src" data-to="table:orders" d="([^"]+)"', svg)
+    assert near is not None and "L" not in near.group(1)
 
 
 def test_history_follows_one_dataset_through_the_reports():
