@@ -40,6 +40,7 @@ from sluiceway.errors import (
     StateError,
     TransformError,
 )
+from sluiceway.report import landed_text
 from sluiceway.sinks.dataset import Batch, ParquetDataset
 from sluiceway.sinks.iceberg import IcebergDataset, watermark_properties
 from sluiceway.sinks.loads import load_connections, write_load
@@ -540,12 +541,12 @@ def _write_valid_and_quarantined(
         _write_quarantine(ctx, table, batch, item, mode, overlap)
     item.catalog = batch.dataset.published
     log.info(
-        "%s: wrote %d rows (%d quarantined) into %d partitions of %s",
+        "%s: wrote %d rows (%d quarantined) to %s: %s",
         table.name,
         item.rows_written,
         item.rows_quarantined,
-        len(item.partitions),
         table.sink.path,
+        landed_text(item),
     )
 
 
@@ -612,12 +613,7 @@ def _run_output(ctx: RunContext, output: OutputSpec, rebuild: bool) -> TableRepo
         _run_loads(ctx, output.load, dataset, item)
         _commit(ctx, state_key, output.name, inputs=versions)
         item.status = "written"
-        log.info(
-            "%s: rebuilt %d rows into %d partitions",
-            output.name,
-            item.rows_written,
-            len(item.partitions),
-        )
+        log.info("%s: rebuilt %d rows: %s", output.name, item.rows_written, landed_text(item))
     return item
 
 
