@@ -86,7 +86,7 @@ def test_malformed_toml_names_the_file():
 def test_unknown_key_is_named_with_its_path():
     assert _error(BASE + 'splt_column = "x"\n') == (
         "x.toml: tables.orders.splt_column: unknown key (expected one of: connection, table, query, "
-        "primary_key, split_column, split_strategy, incremental_column, overlap_minutes, overlap_ids, "
+        "primary_key, split_column, split_strategy, rows_per_partition, incremental_column, overlap_minutes, overlap_ids, "
         "hash_columns, "
         "quality, transforms, partition_by, audit, sink, catalog, load)"
     )
@@ -173,6 +173,15 @@ def test_bad_types_and_values_are_named():
     )
     assert "split_strategy: must be one of range, quantiles" in _error(
         BASE + 'split_strategy = "random"\n'
+    )
+
+
+def test_a_table_may_set_its_own_rows_per_partition():
+    spec = parse_spec(BASE + "rows_per_partition = 20000\n", "x.toml")
+    assert spec.table("orders").rows_per_partition == 20000
+    assert parse_spec(BASE, "x.toml").table("orders").rows_per_partition is None
+    assert _error(BASE + "rows_per_partition = 0\n") == (
+        "x.toml: tables.orders.rows_per_partition: must be > 0, got 0"
     )
 
 
