@@ -11,15 +11,19 @@ from __future__ import annotations
 import sys
 
 from sluiceway.logs import configure_logging
-from sluiceway.runtimes.glue import glue_arguments, start_glue_job
+from sluiceway.runtimes.glue import (
+    BATCH_ARGUMENTS,
+    BATCH_OPTIONAL,
+    glue_arguments,
+    jdbc_conf_reader,
+    start_glue_job,
+)
 from sluiceway.runtimes.job import run_batch_job
 
 
 def main() -> int:
     configure_logging()
-    args = glue_arguments(
-        sys.argv, ["JOB_NAME", "spec", "full_refresh"], optional=["output", "state"]
-    )
+    args = glue_arguments(sys.argv, BATCH_ARGUMENTS, optional=BATCH_OPTIONAL)
     context, job = start_glue_job(args)
     status = run_batch_job(
         context.spark_session,
@@ -27,6 +31,7 @@ def main() -> int:
         full_refresh=args["full_refresh"],
         output_root=args.get("output"),
         state_location=args.get("state"),
+        jdbc_conf=jdbc_conf_reader(context),
     )
     if status == 0:
         job.commit()

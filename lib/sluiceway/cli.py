@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from sluiceway.errors import SluicewayError
@@ -102,6 +103,63 @@ def _cmd_state_reset(args: argparse.Namespace) -> int:
             f"  {name}: "
             + ("watermark removed (next run is a full refresh)" if removed else "no watermark")
         )
+    return 0
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from sluiceway.init_spec import InitRequest, init_spec
+    from sluiceway.spec_guess import Settings
+
+    result = init_spec(
+        InitRequest(
+            engine=args.engine,
+            host=args.host,
+            port=args.port,
+            database=args.database,
+            user=args.user,
+            password_env=args.password_env,
+            secret_id=args.secret_id,
+            schema=args.schema,
+            tables=_names(args.tables),
+            exclude=_names(args.exclude),
+            output=args.output,
+            name=args.name,
+            settings=Settings(
+                max_connections=args.max_connections,
+                partition_mb=args.partition_mb,
+                partition_rows=args.partition_rows,
+            ),
+        )
+    )
+    sys.stdout.write(result.text)
+    sys.stdout.flush()
+    print(result.summary, file=sys.stderr, flush=True)  # stdout is the spec
+    return 0
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from sluiceway.state import open_state_store, read_run_reports
+    from sluiceway.view import render_page
+
+    started = time.monotonic()
+    spec = _load(args)
+    runs = read_run_reports(open_state_store(spec.state_location), spec.name, args.runs)
+    page = render_page(spec, runs)
+    out = Path(args.out)
+    try:
+        out.write_text(page.html, encoding="utf-8")
+    except OSError as exc:
+        raise SluicewayError(f"view: cannot write {out}: {exc.strerror}") from exc
+    print(
+        f"view: {out}: {page.nodes} nodes, {page.charts} charts from {len(runs)} runs "
+        f"(state {spec.state_location}), {len(page.html) / 1024:.0f} KB, "
+        f"{time.monotonic() - started:.1f}s",
+        flush=True,
+    )
     return 0
 
 
@@ -256,6 +314,15 @@ def build_parser() -> argparse.ArgumentParser:
     maintain_p.add_argument("--master", help="Spark master (default local[*])")
     maintain_p.set_defaults(func=_cmd_maintain)
 
+    add_init_command(sub)
+    view_p = sub.add_parser(
+        "view", help="one self-contained HTML page: the pipeline as a graph and its last runs"
+    )
+    spec_args(view_p)
+    view_p.add_argument("--out", default="pipeline.html", help="the page (default pipeline.html)")
+    view_p.add_argument("--runs", type=int, default=20, help="last runs to chart (default 20)")
+    view_p.set_defaults(func=_cmd_view)
+
     state_p = sub.add_parser("state", help="show or reset a pipeline's watermarks")
     state_sub = state_p.add_subparsers(dest="state_command", required=True)
     show_p = state_sub.add_parser("show", help="print watermarks and the latest run report")
@@ -338,6 +405,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_init_command(sub) -> None:  # sub: the top-level subparsers
+    p = sub.add_parser(
+        "init",
+        allow_abbrev=False,  # `--password=...` must not pass for `--password-env`
+        help="print a pipeline spec (TOML) guessed from a database's catalog",
+        description="Reads the catalog and planner statistics (never the rows) and prints a "
+        "spec whose every guess is commented. The password comes from --password-env or "
+        "--secret-id, never from the command line.",
+    )
+    p.add_argument("--engine", required=True, choices=["postgresql", "mysql"])
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--database")
+    p.add_argument("--user")
+    p.add_argument("--password-env", help="environment variable holding the password")
+    p.add_argument("--secret-id", help="Secrets Manager secret (RDS JSON) with the credentials")
+    p.add_argument("--schema", help="PostgreSQL schema (default public)")
+    p.add_argument("--tables", help="comma-separated tables/views to include (default: all)")
+    p.add_argument("--exclude", help="comma-separated tables/views to leave out")
+    p.add_argument("--output", help="the spec's output root (default out/<name>)")
+    p.add_argument("--name", help="pipeline name (default: the database's)")
+    p.add_argument("--max-connections", type=int, default=4, help="per table (default 4)")
+    p.add_argument(
+        "--partition-mb", type=float, default=128.0, help="MiB of rows per Spark partition"
+    )
+    p.add_argument(
+        "--partition-rows",
+        type=int,
+        default=1_000_000,
+        help="tables with at least this many rows get partition_by on a date (default 1000000)",
+    )
+    p.set_defaults(func=_cmd_init)
+
+
 # ---------------------------------------------------------------------------------------
 # package, deploy glue, submit emr: the artifact set and the AWS runtimes (sluiceway.deploy)
 
@@ -353,16 +454,19 @@ def _kb(size: int) -> str:
 
 
 def _print_artifacts(artifacts) -> None:  # artifacts: ArtifactSet
+    built_for = artifacts.built_for
+    platform = f"for {built_for.describe()}" if built_for else "for any platform"
     print(
-        f"==> {artifacts.pipeline}: sluiceway {artifacts.version} build {artifacts.build} "
-        f"in {artifacts.root}"
+        f"==> {artifacts.pipeline} ({artifacts.kind}): sluiceway {artifacts.version} build "
+        f"{artifacts.build} {platform} in {artifacts.root}"
     )
     width = max(len(f.path) for f in artifacts.files)
     for f in artifacts.files:
         print(f"  {f.role:<15} {f.path:<{width}}  {_kb(f.bytes):>9}  sha256 {f.sha256[:16]}")
 
 
-def _artifacts_for(args: argparse.Namespace):  # -> ArtifactSet
+def _artifacts_for(args: argparse.Namespace, target: str | None = None):  # -> ArtifactSet
+    """The set given with --artifacts, or the spec packaged now (for `target`, if any)."""
     from sluiceway.deploy.package import build_artifacts, load_artifacts
 
     if (args.spec is None) == (args.artifacts is None):
@@ -371,7 +475,7 @@ def _artifacts_for(args: argparse.Namespace):  # -> ArtifactSet
         artifacts = load_artifacts(args.artifacts)
         print(f"==> artifact set {artifacts.root}: {len(artifacts.files)} files, checksums ok")
         return artifacts
-    artifacts = build_artifacts(args.spec, args.out)
+    artifacts = build_artifacts(args.spec, args.out, target)
     _print_artifacts(artifacts)
     return artifacts
 
@@ -416,7 +520,7 @@ def _print_failure(what: str, result, logs: list[tuple[str, list[str] | None]]) 
 def _cmd_package(args: argparse.Namespace) -> int:
     from sluiceway.deploy.package import build_artifacts
 
-    _print_artifacts(build_artifacts(args.spec, args.out))
+    _print_artifacts(build_artifacts(args.spec, args.out, args.target))
     return 0
 
 
@@ -431,12 +535,14 @@ def _cmd_deploy_glue(args: argparse.Namespace) -> int:
 
     if args.wait and not args.run:
         raise SluicewayError("deploy glue: --wait needs --run")
+    # A spec is packaged for the job's Glue version unless --target says otherwise.
+    target = args.target or (f"glue-{args.glue_version or '5.1'}" if args.spec else None)
     options = glue.GlueJobOptions(
         job_name=args.job_name,
         role=args.role,
         bucket=args.bucket,
         prefix=args.prefix,
-        glue_version=args.glue_version,
+        glue_version=args.glue_version or "5.1",
         worker_type=args.worker_type,
         workers=args.workers,
         timeout_minutes=args.timeout_minutes,
@@ -444,16 +550,24 @@ def _cmd_deploy_glue(args: argparse.Namespace) -> int:
         connections=tuple(args.connection or ()),
         output=args.output,
         state=args.state,
+        checkpoint=args.checkpoint,
         network=_network(args),
         network_connection=args.network_connection,
     )
     options.validate()  # bad options fail before anything is built or uploaded
-    artifacts = _artifacts_for(args)
+    artifacts = _artifacts_for(args, target)
+    stream = artifacts.kind == "stream"
+    if stream and args.full_refresh:
+        raise SluicewayError("deploy glue: --full-refresh: a stream resumes from its checkpoint")
+    built_for = artifacts.built_for
+    if args.glue_version is None and built_for is not None and built_for.glue_version:
+        options = replace(options, glue_version=built_for.glue_version)
     clients = aws_clients()
     deployment = glue.deploy_glue_job(clients, artifacts, options)
     up = deployment.uploaded
+    kind = "streaming job" if stream else "job"
     print(
-        f"==> Glue job {deployment.job_name} {deployment.action}: Glue {options.glue_version} "
+        f"==> Glue {kind} {deployment.job_name} {deployment.action}: Glue {options.glue_version} "
         f"({glue.GLUE_VERSIONS[options.glue_version]}), {options.workers} x {options.worker_type}"
     )
     print(
@@ -474,9 +588,18 @@ def _cmd_deploy_glue(args: argparse.Namespace) -> int:
         run_id,
         progress,
         poll_seconds=args.poll_seconds,
-        max_wait_seconds=options.timeout_minutes * 60 + 1800,
+        max_wait_seconds=(options.timeout_minutes or 120) * 60 + 1800,
+        # A stream runs until it is stopped: follow it until it runs.
+        until=(*glue.RUN_STATES_DONE, "RUNNING") if stream else glue.RUN_STATES_DONE,
     )
     progress.done()
+    if result.state == "RUNNING":
+        print(
+            f"==> stream run {run_id} RUNNING after {result.seconds:.0f}s; stop it with "
+            f"`aws glue batch-stop-job-run --job-name {deployment.job_name} "
+            f"--job-run-ids {run_id}`"
+        )
+        return 0
     if result.state == "SUCCEEDED":
         print(f"==> run {run_id} SUCCEEDED in {result.seconds:.0f}s")
         return 0
@@ -503,9 +626,12 @@ def _cmd_submit_emr(args: argparse.Namespace) -> int:
         output=args.output,
         state=args.state,
         network=_network(args),
+        checkpoint=args.checkpoint,
+        reader=args.reader,
     )
     options.validate()
-    artifacts = _artifacts_for(args)
+    artifacts = _artifacts_for(args, args.target)
+    stream = artifacts.kind == "stream"
     clients = aws_clients()
     submission = emr.submit_emr_job(clients, artifacts, options)
     app = submission.application
@@ -517,7 +643,8 @@ def _cmd_submit_emr(args: argparse.Namespace) -> int:
     print(
         f"  artifacts s3://{up.bucket}/{up.prefix}/ ({up.uploaded} new, {up.unchanged} unchanged)"
     )
-    print(f"==> started job run {submission.run_id} (client token {submission.client_token})")
+    mode = "STREAMING job run" if stream else "job run"
+    print(f"==> started {mode} {submission.run_id} (client token {submission.client_token})")
     print(
         f"  to retry this submission without a second run: --client-token {submission.client_token}"
     )
@@ -530,9 +657,18 @@ def _cmd_submit_emr(args: argparse.Namespace) -> int:
         submission.run_id,
         progress,
         poll_seconds=args.poll_seconds,
-        max_wait_seconds=options.timeout_minutes * 60 + 1800,
+        max_wait_seconds=(options.timeout_minutes or 120) * 60 + 1800,
+        # A stream runs until it is cancelled: follow it until it runs.
+        until=(*emr.RUN_STATES_DONE, "RUNNING") if stream else emr.RUN_STATES_DONE,
     )
     progress.done()
+    if result.state == "RUNNING":
+        print(
+            f"==> stream job run {submission.run_id} RUNNING after {result.seconds:.0f}s; stop "
+            f"it with `aws emr-serverless cancel-job-run --application-id {app.id} "
+            f"--job-run-id {submission.run_id}`"
+        )
+        return 0
     if result.state == "SUCCESS":
         print(f"==> job run {submission.run_id} SUCCESS in {result.seconds:.0f}s")
         return 0
@@ -599,14 +735,20 @@ def add_iam_command(sub) -> None:  # sub: the top-level subparsers
 
 
 def add_deploy_commands(sub) -> None:  # sub: the top-level subparsers
-    from sluiceway.deploy.emr import DEFAULT_PYTHON, RELEASE_LABELS
+    from sluiceway.deploy.emr import DEFAULT_PYTHON, RELEASE_LABELS, STREAM_READERS
     from sluiceway.deploy.glue import GLUE_VERSIONS
+    from sluiceway.deploy.targets import TARGETS
 
     package_p = sub.add_parser(
         "package", help="build the versioned artifact set (wheel, zip, jobs, spec, jars)"
     )
     package_p.add_argument("spec", help="pipeline spec (TOML)")
     package_p.add_argument("--out", default="dist", help="where to write the set (default dist/)")
+    package_p.add_argument(
+        "--target",
+        choices=sorted(TARGETS),
+        help="build for one platform: its jars, its Python (default: any platform)",
+    )
     package_p.set_defaults(func=_cmd_package)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -616,7 +758,11 @@ def add_deploy_commands(sub) -> None:  # sub: the top-level subparsers
         p.add_argument("--role", required=True, help="IAM role name or ARN the job runs as")
         p.add_argument("--bucket", required=True, help="S3 bucket for artifacts (and logs/temp)")
         p.add_argument("--prefix", default="sluiceway", help="key prefix in the bucket")
-        p.add_argument("--timeout-minutes", type=int, default=120)
+        p.add_argument(
+            "--timeout-minutes", type=int, help="default 120 for a pipeline, none for a stream"
+        )
+        p.add_argument("--target", choices=sorted(TARGETS), help="the platform to package for")
+        p.add_argument("--checkpoint", help="a stream's checkpoint (s3://), instead of the spec's")
         p.add_argument("--full-refresh", action="store_true", help="the run ignores watermarks")
         p.add_argument("--output", help="the run's output root (s3://), instead of the spec's")
         p.add_argument("--state", help="the run's state location (s3://), instead of the spec's")
@@ -631,7 +777,11 @@ def add_deploy_commands(sub) -> None:  # sub: the top-level subparsers
     glue_p = deploy_sub.add_parser("glue", help="create or update an AWS Glue job")
     common(glue_p)
     glue_p.add_argument("--job-name", required=True)
-    glue_p.add_argument("--glue-version", default="5.1", choices=sorted(GLUE_VERSIONS))
+    glue_p.add_argument(
+        "--glue-version",
+        choices=sorted(GLUE_VERSIONS),
+        help="default: the set's target's, else 5.1",
+    )
     glue_p.add_argument("--worker-type", default="G.1X")
     glue_p.add_argument("--workers", type=int, default=2)
     glue_p.add_argument("--max-retries", type=int, default=0)
@@ -662,6 +812,12 @@ def add_deploy_commands(sub) -> None:  # sub: the top-level subparsers
         help=f"release of a new application (default: {', '.join(RELEASE_LABELS.values())})",
     )
     emr_p.add_argument("--python", default=DEFAULT_PYTHON, help="Python for driver and executors")
+    emr_p.add_argument(
+        "--reader",
+        default="aws-kinesis",
+        choices=STREAM_READERS,
+        help="a stream's Kinesis reader: EMR's connector, or Sluiceway's (Spark 4 only)",
+    )
     emr_p.add_argument("--client-token", help="reuse to retry a submission without a second run")
     emr_p.add_argument("--conf", action="append", help="extra Spark conf KEY=VALUE (repeatable)")
     emr_p.add_argument("--no-wait", action="store_true", help="return once the run has started")

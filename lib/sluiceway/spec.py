@@ -24,6 +24,7 @@ from sluiceway.spec_reader import (
     NAME,
     Reader,
     TransformStep,
+    parse_package,
     parse_quality,
     parse_transforms,
     read_spec_file,
@@ -84,6 +85,9 @@ class Connection:
     fetch_size: int
     rows_per_partition: int
     options: Mapping[str, str] = field(default_factory=dict)
+    # A Glue JDBC connection holding the URL and login (extract_jdbc_conf on Glue, the
+    # GetConnection API elsewhere): attached to a deployed Glue job, it is also its VPC path.
+    glue_connection: str | None = None
 
 
 @dataclass(frozen=True)
@@ -243,6 +247,7 @@ class TableSpec:
     sink: Sink
     catalog: CatalogTarget | None = None
     load: tuple[Load, ...] = ()
+    rows_per_partition: int | None = None  # overrides the connection's, for this table
 
 
 @dataclass(frozen=True)
@@ -271,6 +276,7 @@ class PipelineSpec:
     catalogs: Mapping[str, IcebergCatalog] = field(default_factory=dict)
     # The salt from Secrets Manager: what a Glue or EMR job can read (they get no env).
     hash_salt_secret_id: str | None = None
+    package_modules: tuple[str, ...] = ()  # [package] modules: user code to ship
 
     def table(self, name: str) -> TableSpec:
         for table in self.tables:
@@ -324,7 +330,7 @@ def parse_spec(
     iceberg_catalog: str | None = None,
 ) -> PipelineSpec:
     top, pipe, name = top_reader(
-        text, source, "pipeline", "connections", "catalogs", "tables", "outputs"
+        text, source, "pipeline", "connections", "catalogs", "tables", "outputs", "package"
     )
     pipe.only("name", "output", "state", "staging", "hash_salt_env", "hash_salt_secret_id")
     root = output_root or pipe.get("output", str, required=True)
@@ -384,6 +390,7 @@ def parse_spec(
         outputs=tuple(outputs),
         catalogs=catalogs,
         hash_salt_secret_id=hash_salt_secret_id,
+        package_modules=parse_package(top),
     )
 
 
@@ -396,6 +403,7 @@ def _parse_connection(r: Reader, name: str) -> Connection:
         "user",
         "password_env",
         "secret_id",
+        "glue_connection",
         "max_connections",
         "fetch_size",
         "rows_per_partition",
@@ -403,16 +411,24 @@ def _parse_connection(r: Reader, name: str) -> Connection:
     )
     password_env = r.identifier("password_env")
     secret_id = r.get("secret_id", str)
-    if not password_env and not secret_id:
-        r.fail("", "needs password_env (an environment variable name) or secret_id")
+    glue_connection = r.get("glue_connection", str)
+    if glue_connection and (password_env or secret_id):
+        r.fail("glue_connection", "holds the login itself: drop password_env and secret_id")
+    if not (password_env or secret_id or glue_connection):
+        r.fail(
+            "",
+            "needs password_env (an environment variable name), secret_id (Secrets Manager) "
+            "or glue_connection (a Glue JDBC connection)",
+        )
     host = r.get("host", str)
-    if not host and not secret_id:
-        r.fail("host", "is required (or give a secret_id whose secret holds it)")
+    if not host and not (secret_id or glue_connection):
+        r.fail("host", "is required (or give a secret_id or glue_connection that holds it)")
     options = r.get("options", dict, {})
     for key, value in options.items():
         if key.lower() in ("password", "user"):
             r.fail(
-                f"options.{key}", "credentials never go in options; use password_env or secret_id"
+                f"options.{key}",
+                "credentials never go in options; use secret_id, glue_connection or password_env",
             )
         if not isinstance(value, str | int | bool):
             r.fail(f"options.{key}", "must be a string, number or boolean")
@@ -425,6 +441,7 @@ def _parse_connection(r: Reader, name: str) -> Connection:
         user=r.get("user", str),
         password_env=password_env,
         secret_id=secret_id,
+        glue_connection=glue_connection,
         max_connections=r.positive("max_connections", 4),
         fetch_size=r.positive("fetch_size", 10_000),
         rows_per_partition=r.positive("rows_per_partition", 500_000),
@@ -676,6 +693,7 @@ def _parse_table(
         "primary_key",
         "split_column",
         "split_strategy",
+        "rows_per_partition",
         "incremental_column",
         "overlap_minutes",
         "overlap_ids",
@@ -753,7 +771,13 @@ def _parse_table(
         sink=sink,
         catalog=_parse_catalog(r, name),
         load=load,
+        rows_per_partition=_optional_positive(r, "rows_per_partition"),
     )
+
+
+def _optional_positive(r: Reader, key: str) -> int | None:
+    """An optional key that, when given, must be > 0."""
+    return r.positive(key, 1) if key in r.data else None
 
 
 def _parse_output(

@@ -1,7 +1,8 @@
 """jobs/glue_batch.py and jobs/emr_batch.py, unchanged, under local spark-submit.
 
 Both run the demo pipeline against the real PostgreSQL (TPC-H SF 0.01 in a fresh schema),
-side by side, and must write the same rows to every dataset. The Glue script gets its
+side by side, and must write the same rows to every dataset, where their --output and
+--state arguments (not the spec) say. The Glue script gets its
 arguments from the real awsglue package and, without Glue's JVM classes, the GlueContext
 and Job stand-ins of sluiceway.runtimes.glue.
 """
@@ -68,7 +69,8 @@ def demo_spec(tmp_path: Path, name: str, schema: str, port: int) -> Path:
     text = (
         text.replace('table = "public.', f'table = "{schema}.')
         .replace("port = 25432", f"port = {port}")
-        .replace('output = "out/tpch_demo"', f'output = "{tmp_path / name}"')
+        # Never written: the runs get --output and --state, as `deploy`/`submit` send them.
+        .replace('output = "out/tpch_demo"', f'output = "{tmp_path / "spec-output" / name}"')
     )
     path = tmp_path / f"{name}.toml"
     path.write_text(text)
@@ -87,6 +89,10 @@ def test_glue_and_emr_entrypoints_write_identical_outputs(
         "SLUICEWAY_HASH_SALT": "test-salt",
         "PYSPARK_PYTHON": sys.executable,
     }
+
+    def locations(run: str) -> list[str]:
+        return ["--output", str(tmp_path / run), "--state", str(tmp_path / f"{run}-state")]
+
     commands = {
         "glue": spark_submit(
             "glue_batch.py",
@@ -96,8 +102,9 @@ def test_glue_and_emr_entrypoints_write_identical_outputs(
             str(glue_spec),
             "--full_refresh",
             "false",
+            *locations("glue"),
         ),  # fmt: skip
-        "emr": spark_submit("emr_batch.py", "--spec", str(emr_spec)),
+        "emr": spark_submit("emr_batch.py", "--spec", str(emr_spec), *locations("emr")),
     }
     # Side by side: most of each run is JVM start-up and JDBC round trips, not CPU.
     procs = {
@@ -115,6 +122,11 @@ def test_glue_and_emr_entrypoints_write_identical_outputs(
     glue_log = "".join(results["glue"])
     assert "using the local GlueContext stand-in" in glue_log
     assert "glue job sluiceway-local: committed (local stand-in)" in glue_log
+
+    # The overrides, not the spec, placed the data and the watermarks.
+    assert not (tmp_path / "spec-output").exists()
+    for run in ("glue", "emr"):
+        assert list((tmp_path / f"{run}-state" / "tpch_demo" / "tables").iterdir()), run
 
     spec = load_spec(glue_spec)
     names = [t.name for t in spec.tables] + [o.name for o in spec.outputs]

@@ -1,8 +1,9 @@
 """`sluiceway deploy glue`: upload an artifact set, create or update the Glue job, run it.
 
 The job runs jobs/glue_batch.py with the set's zip on --extra-py-files and its jars on
---extra-jars. Glue's own job bookmarks are off: Sluiceway's watermarks do that work on
-every platform, and two bookmark systems would disagree. One run at a time
+--extra-jars (a stream set: a streaming job of jobs/glue_stream.py, see stream_jobs.py).
+Glue's own job bookmarks are off: Sluiceway's watermarks do that work on every platform,
+and two bookmark systems would disagree. One run at a time
 (MaxConcurrentRuns 1), because two runs of one pipeline would race on its watermarks.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sluiceway.deploy.aws import (
@@ -31,7 +32,13 @@ from sluiceway.deploy.iceberg import (
     iceberg_job_conf,
 )
 from sluiceway.deploy.network import Network, ensure_glue_network_connection
-from sluiceway.deploy.package import GLUE_SCRIPT, PYFILES, SPEC, ArtifactSet
+from sluiceway.deploy.package import GLUE_SCRIPT, JOB_SCRIPTS, PYFILES, SPEC, ArtifactSet
+from sluiceway.deploy.stream_jobs import (
+    GLUE_STREAMING_COMMAND,
+    deployed_stream_spec,
+    stream_arguments,
+)
+from sluiceway.deploy.targets import check_glue_version
 from sluiceway.errors import DeployError
 
 # Glue version -> what it runs; both are lines Sluiceway is tested on (PySpark 3.5 / 4.1).
@@ -52,11 +59,12 @@ class GlueJobOptions:
     glue_version: str = "5.1"
     worker_type: str = "G.1X"
     workers: int = 2
-    timeout_minutes: int = 120
+    timeout_minutes: int | None = None  # None: 120 for a batch job, none for a stream
     max_retries: int = 0
     connections: tuple[str, ...] = ()  # Glue connections, e.g. the VPC path to RDS
     output: str | None = None  # the run's --output override (an s3:// URI)
     state: str | None = None  # the run's --state override (an s3:// URI)
+    checkpoint: str | None = None  # a stream's --checkpoint override (an s3:// URI)
     network: Network = Network()  # a NETWORK connection to create or reuse and attach
     network_connection: str | None = None  # its name (default: <job name>-network)
 
@@ -86,7 +94,7 @@ class GlueJobOptions:
             raise DeployError(f"--worker-type {self.worker_type!r}: expected e.g. G.1X or G.2X")
         if self.workers < 2:
             raise DeployError(f"--workers {self.workers}: a Glue Spark job needs at least 2")
-        if not 1 <= self.timeout_minutes <= 10080:
+        if self.timeout_minutes is not None and not 1 <= self.timeout_minutes <= 10080:
             raise DeployError(f"--timeout-minutes {self.timeout_minutes}: must be 1..10080")
         if self.max_retries < 0:
             raise DeployError(f"--max-retries {self.max_retries}: must be >= 0")
@@ -107,6 +115,18 @@ def job_definition(
 ) -> dict[str, Any]:
     """The job's full definition: CreateJob's arguments less Name, and UpdateJob's JobUpdate
     (with `iceberg_conf`, Glue's own Iceberg and the catalogs' settings)."""
+    stream = artifacts.kind == "stream"
+    if stream:
+        kind_arguments = stream_arguments(options.output, options.checkpoint)
+    else:
+        jars = {"--extra-jars": ",".join(uploaded.jar_uris)} if uploaded.jar_uris else {}
+        kind_arguments = {
+            "--full_refresh": "false",
+            **jars,
+            **glue_iceberg_arguments(iceberg_conf),
+            **location_arguments(options.output, options.state),
+        }
+    timeout = options.timeout_minutes if stream else (options.timeout_minutes or 120)
     definition: dict[str, Any] = {
         "Description": (
             f"Sluiceway pipeline {artifacts.pipeline} "
@@ -115,30 +135,28 @@ def job_definition(
         "Role": role,
         "ExecutionProperty": {"MaxConcurrentRuns": 1},
         "Command": {
-            "Name": "glueetl",
+            "Name": GLUE_STREAMING_COMMAND if stream else "glueetl",
             "ScriptLocation": uploaded.uri(GLUE_SCRIPT),
             "PythonVersion": "3",
         },
         "DefaultArguments": {
             "--spec": uploaded.uri(SPEC),
-            "--full_refresh": "false",
             "--extra-py-files": uploaded.uri(PYFILES),
-            "--extra-jars": ",".join(uploaded.jar_uris),
             "--TempDir": options.temp_dir,
             "--enable-metrics": "true",
             # Glue 5.x logs in real time anyway; the flag keeps the intent explicit.
             "--enable-continuous-cloudwatch-log": "true",
             "--job-bookmark-option": "job-bookmark-disable",
             "--job-language": "python",
-            **glue_iceberg_arguments(iceberg_conf),
-            **location_arguments(options.output, options.state),
+            **kind_arguments,
         },
         "MaxRetries": options.max_retries,
-        "Timeout": options.timeout_minutes,
         "GlueVersion": options.glue_version,
         "WorkerType": options.worker_type,
         "NumberOfWorkers": options.workers,
     }
+    if timeout is not None:
+        definition["Timeout"] = timeout
     if options.attached_connections:
         definition["Connections"] = {"Connections": list(options.attached_connections)}
     return definition
@@ -167,15 +185,21 @@ def deploy_glue_job(
 ) -> GlueDeployment:
     """Upload the set and create the job, or update it in place if it exists."""
     options.validate()
-    iceberg_conf = iceberg_job_conf(
-        deployed_spec(artifacts, "a Glue job", options.output, options.state)
-    )
+    check_glue_version(artifacts.built_for, options.glue_version)
+    iceberg_conf, spec_connections = _checked_spec(artifacts, options)
+    # A spec's glue_connection is also the job's way into the VPC: it is attached too.
+    connections = tuple(dict.fromkeys((*options.connections, *spec_connections)))
+    options = replace(options, connections=connections)
+    for name in connections:
+        if name != options.network_connection_name:  # that one is made below if missing
+            _check_connection_exists(clients, name)
     check_bucket(clients, options.bucket)
     role = role_arn(clients, options.role, "Glue job")
     existing = _existing_job(clients, options.job_name)
     if existing is not None:
         script = existing.get("Command", {}).get("ScriptLocation", "")
-        if not script.endswith("/jobs/glue_batch.py"):
+        ours = [f"/jobs/{scripts[GLUE_SCRIPT]}" for scripts in JOB_SCRIPTS.values()]
+        if not script.endswith(tuple(ours)):
             # Never overwrite a job someone else owns because its name matched.
             raise DeployError(
                 f"Glue job {options.job_name} exists but is not a Sluiceway job "
@@ -202,6 +226,38 @@ def deploy_glue_job(
     return GlueDeployment(options.job_name, "updated", definition, uploaded)
 
 
+def _checked_spec(artifacts: ArtifactSet, options: GlueJobOptions) -> tuple[Conf, tuple[str, ...]]:
+    """Check the set's spec for Glue (before anything is uploaded); a batch spec's Iceberg
+    settings and the Glue connections its database connections read their logins from."""
+    if artifacts.kind == "stream":
+        if options.state is not None:
+            raise DeployError("--state: a stream keeps its state in --checkpoint")
+        deployed_stream_spec(
+            artifacts, "a Glue job", options.output, options.checkpoint, on_glue=True
+        )
+        return (), ()
+    if options.checkpoint is not None:
+        raise DeployError("--checkpoint: only a stream has one (a pipeline has --state)")
+    spec = deployed_spec(artifacts, "a Glue job", options.output, options.state)
+    glue_connections = tuple(
+        conn.glue_connection for conn in spec.connections.values() if conn.glue_connection
+    )
+    return iceberg_job_conf(spec), glue_connections
+
+
+def _check_connection_exists(clients: AwsClients, name: str) -> None:
+    """Glue accepts a job naming a connection that does not exist; its run would not start."""
+    found = aws_lookup(
+        f"Glue connection {name}",
+        clients.glue.get_connection,
+        missing=("EntityNotFoundException",),
+        Name=name,
+        HidePassword=True,
+    )
+    if found is None:
+        raise DeployError(f"Glue connection {name} does not exist (create it, or fix its name)")
+
+
 def start_glue_run(clients: AwsClients, job_name: str, full_refresh: bool = False) -> str:
     arguments = {"--full_refresh": "true"} if full_refresh else {}
     response = aws_call(
@@ -220,8 +276,10 @@ def wait_glue_run(
     on_state: Callable[[str, float], None] | None = None,
     poll_seconds: float = 15.0,
     max_wait_seconds: float | None = None,
+    until: tuple[str, ...] = RUN_STATES_DONE,
 ) -> RunResult:
-    """Poll the run until it ends; `on_state(state, elapsed)` hears each new state."""
+    """Poll the run until it reaches a state in `until` (by default, until it ends: a
+    stream's caller adds RUNNING); `on_state(state, elapsed)` hears each new state."""
 
     def poll() -> tuple[str, str | None]:
         run = aws_call(
@@ -233,7 +291,7 @@ def wait_glue_run(
         return str(run["JobRunState"]), run.get("ErrorMessage")
 
     what = f"Glue job {job_name} run {run_id}"
-    return follow_run(what, poll, RUN_STATES_DONE, on_state, poll_seconds, max_wait_seconds)
+    return follow_run(what, poll, until, on_state, poll_seconds, max_wait_seconds)
 
 
 def glue_log_tail(clients: AwsClients, run_id: str, lines: int = 40) -> list[str] | None:

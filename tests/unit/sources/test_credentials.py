@@ -86,14 +86,39 @@ def test_spec_values_win_over_the_secret():
     )
 
 
-def test_missing_secret_is_named_without_values():
-    with pytest.raises(CredentialsError, match=r"^secret rds/orders: ResourceNotFoundException$"):
-        resolve_credentials(_conn(), _stubbed(error="ResourceNotFoundException"))
+@pytest.mark.parametrize(
+    ("error", "hint"),
+    [
+        ("ResourceNotFoundException", "no such secret in this account and region"),
+        ("AccessDeniedException", "the role may not read it: secretsmanager:GetSecretValue"),
+    ],
+)
+def test_an_unreadable_secret_names_the_spec_key_and_the_secret(error, hint):
+    with pytest.raises(CredentialsError) as caught:
+        resolve_credentials(_conn(), _stubbed(error=error))
+    assert str(caught.value) == f"connections.db.secret_id: secret rds/orders: {error} ({hint})"
 
 
-def test_secret_that_is_not_json_is_refused():
-    with pytest.raises(CredentialsError, match="not a JSON SecretString"):
-        resolve_credentials(_conn(), _stubbed({"SecretString": "user=etl", "Name": "rds/orders"}))
+@pytest.mark.parametrize("plain", ["s3cr3t!", "123456", "user=etl"])
+def test_a_plain_string_secret_is_the_password(plain):
+    # "123456" parses as JSON (a number): only a JSON object is read as a login.
+    client = _stubbed({"SecretString": plain, "Name": "rds/orders"})
+    creds = resolve_credentials(_conn(host="h", user="etl"), client)
+    assert (creds.user, creds.password) == ("etl", plain)
+
+
+def test_a_plain_string_secret_needs_the_user_in_the_spec():
+    client = _stubbed({"SecretString": "s3cr3t!", "Name": "rds/orders"})
+    with pytest.raises(CredentialsError, match=r"^connections.db.user: no user in the spec"):
+        resolve_credentials(_conn(host="h"), client)
+
+
+def test_a_json_secret_without_a_password_is_named():
+    client = _stubbed({"SecretString": json.dumps({"username": "etl"}), "Name": "rds/orders"})
+    with pytest.raises(
+        CredentialsError, match=r"^connections.db.secret_id: secret rds/orders has no password$"
+    ):
+        resolve_credentials(_conn(host="h"), client)
 
 
 def test_password_from_environment(monkeypatch):
@@ -104,7 +129,10 @@ def test_password_from_environment(monkeypatch):
 
 def test_unset_password_variable_is_named(monkeypatch):
     monkeypatch.delenv("ORDERS_PW", raising=False)
-    with pytest.raises(CredentialsError, match="environment variable ORDERS_PW is not set"):
+    with pytest.raises(
+        CredentialsError,
+        match=r"^connections.db.password_env: environment variable ORDERS_PW is not set$",
+    ):
         resolve_credentials(_conn(secret_id=None, password_env="ORDERS_PW", host="h", user="u"))
 
 
@@ -122,8 +150,7 @@ def test_hash_salt_from_a_plain_or_json_secret(secret_string):
         (
             None,
             "AccessDeniedException",
-            r"^secret etl/salt: AccessDeniedException: these credentials are not allowed "
-            r"secretsmanager:GetSecretValue ",
+            r"^pipeline.hash_salt_secret_id: secret etl/salt: AccessDeniedException \(the role",
         ),
         ({"SecretString": json.dumps({"pepper": "x"}), "Name": "etl/salt"}, None, "without salt"),
         ({"SecretBinary": b"x", "Name": "etl/salt"}, None, "no SecretString"),
@@ -133,3 +160,59 @@ def test_an_unusable_salt_secret_is_one_clear_error(response, error, message):
     client = _stubbed(response, error, secret_id="etl/salt")
     with pytest.raises(CredentialsError, match=message):
         read_hash_salt("etl/salt", client)
+
+
+# glue_connection: `conf` stands for what GlueContext.extract_jdbc_conf answers on Glue.
+def _glue_conn(**overrides) -> Connection:
+    return _conn(secret_id=None, glue_connection="rds-orders", **overrides)
+
+
+def test_a_glue_connection_gives_endpoint_database_and_login():
+    conf = {
+        "url": "jdbc:postgresql://orders.internal:5432",
+        "fullUrl": "jdbc:postgresql://orders.internal:5432/shop",
+        "user": "etl",
+        "password": "pw",
+        "vendor": "postgresql",
+    }
+    creds = resolve_credentials(_glue_conn(), jdbc_conf=lambda name: conf)
+    assert (creds.user, creds.password, creds.host, creds.port, creds.database) == (
+        "etl",
+        "pw",
+        "orders.internal",
+        5432,
+        "shop",
+    )
+
+
+def test_the_specs_values_win_over_a_glue_connections():
+    conf = {"url": "jdbc:mysql://billing:3306", "user": "etl", "password": "pw"}
+    creds = resolve_credentials(
+        _glue_conn(engine="mysql", database="shop", user="reader"), jdbc_conf=lambda name: conf
+    )
+    assert (creds.user, creds.host, creds.port, creds.database) == (
+        "reader",
+        "billing",
+        3306,
+        "shop",
+    )
+
+
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [
+        ({"password": "pw", "user": "u"}, "no JDBC URL (got '')"),
+        ({"url": "jdbc:mysql://h:3306/d", "password": "pw"}, "a mysql URL for a postgresql"),
+        ({"url": "jdbc:postgresql://h:5432/d", "user": "u"}, "no password"),
+        ({"url": "jdbc:postgresql://h:port/d", "user": "u", "password": "pw"}, "bad port"),
+    ],
+)
+def test_a_glue_connection_that_cannot_serve_is_named(conf, message):
+    with pytest.raises(CredentialsError) as caught:
+        resolve_credentials(_glue_conn(), jdbc_conf=lambda name: conf)
+    assert caught.value.where == "connections.db.glue_connection"
+    assert str(caught.value).startswith(
+        "connections.db.glue_connection: Glue connection rds-orders: "
+    )
+    assert message in str(caught.value)
+    assert "pw" not in str(caught.value).replace(message, "")
