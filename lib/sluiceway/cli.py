@@ -686,7 +686,9 @@ def _cmd_iam(args: argparse.Namespace) -> int:
 
     from sluiceway import iam
 
-    spec = iam.load_any_spec(args.spec, args.output, args.state, args.iceberg_catalog)
+    spec = iam.load_any_spec(
+        args.spec, args.output, args.state, args.iceberg_catalog, args.checkpoint
+    )
     region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     target = iam.Target(
         account=args.account or "${Account}",
@@ -712,6 +714,7 @@ def add_iam_command(sub) -> None:  # sub: the top-level subparsers
     iam_p.add_argument("--role", default="job", choices=ROLES, help="whose policy (default job)")
     iam_p.add_argument("--output", help="the run's output root, as given to run/deploy")
     iam_p.add_argument("--state", help="the run's state location, as given to run/deploy")
+    iam_p.add_argument("--checkpoint", help="a stream's checkpoint location, as given to deploy")
     iam_p.add_argument(
         "--iceberg-catalog", choices=DEFAULT_CATALOG_TYPES, help=ICEBERG_CATALOG_HELP
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +125,11 @@ def policy(statements: Iterable[Statement | None]) -> dict[str, Any]:
 
 
 def load_any_spec(
-    path: str, output: str | None, state: str | None, iceberg_catalog: str | None
+    path: str,
+    output: str | None,
+    state: str | None,
+    iceberg_catalog: str | None,
+    checkpoint: str | None = None,
 ) -> PipelineSpec | StreamSpec:
     """A batch spec, or a stream spec (one with a [source] table)."""
     try:
@@ -135,10 +139,10 @@ def load_any_spec(
         is_stream = False  # the batch loader names what is wrong with the file
     if is_stream:
         if state or iceberg_catalog:
-            raise SpecError(
-                f"{path}: a stream spec takes --output only (its state is a checkpoint)"
-            )
-        return load_stream_spec(path, output_root=output)
+            raise SpecError(f"{path}: a stream spec takes --output and --checkpoint only")
+        return load_stream_spec(path, output_root=output, checkpoint=checkpoint)
+    if checkpoint:
+        raise SpecError(f"{path}: --checkpoint is a stream spec's (a pipeline has --state)")
     return load_spec(
         path, output_root=output, state_location=state, iceberg_catalog=iceberg_catalog
     )
@@ -160,6 +164,7 @@ def job_policy(spec: PipelineSpec | StreamSpec, target: Target) -> dict[str, Any
             _secrets(spec, target),
             *_redshift_data(spec, target),
         ]
+        target = replace(target, connections=(*target.connections, *glue_connections(spec)))
     artifacts = _artifact_statements(spec.name, target)
     buckets = {aws.split_s3_uri(u)[0] for u in (*data, *state) if aws.is_s3_uri(u)}
     if artifacts:
@@ -175,7 +180,8 @@ def job_policy(spec: PipelineSpec | StreamSpec, target: Target) -> dict[str, Any
             _s3_objects("KeepTheRunStateAndLock", state, target),
             *specific,
             *artifacts,
-            *_vpc(target),
+            _read_connections(target),
+            _vpc(target),
         ]
     )
 
@@ -390,21 +396,35 @@ def _artifact_statements(pipeline: str, target: Target) -> list[Statement]:
     ]
 
 
-def _vpc(target: Target) -> list[Statement]:
-    """A Glue job given connections: Glue reads them and opens the job's network
-    interfaces in their subnet, as the job role (EMR Serverless uses its own
-    service-linked role for that)."""
+def glue_connections(spec: PipelineSpec | StreamSpec) -> tuple[str, ...]:
+    """The Glue connections a batch spec's database connections read their logins from."""
+    if isinstance(spec, StreamSpec):
+        return ()
+    return tuple(c.glue_connection for c in spec.connections.values() if c.glue_connection)
+
+
+def _connection_arns(target: Target, names: Iterable[str]) -> list[str]:
+    return [target.arn("glue", "catalog")] + [target.arn("glue", f"connection/{c}") for c in names]
+
+
+def _read_connections(target: Target) -> Statement | None:
+    """A spec's `glue_connection` is read with GetConnection (extract_jdbc_conf on Glue);
+    on Glue, every connection the job is given is read by Glue itself."""
+    if not target.connections:
+        return None
+    return statement(
+        "ReadTheGlueConnections",
+        ["glue:GetConnection"],
+        _connection_arns(target, target.connections),
+    )
+
+
+def _vpc(target: Target) -> Statement | None:
+    """A Glue job given connections runs in their VPC: Glue opens the job's network
+    interfaces there as the job role (EMR Serverless uses its own service-linked role)."""
     if target.platform != "glue" or not target.connections:
-        return []
-    return [
-        statement(
-            "ReadTheGlueConnections",
-            ["glue:GetConnection"],
-            [target.arn("glue", "catalog")]
-            + [target.arn("glue", f"connection/{c}") for c in target.connections],
-        ),
-        statement("RunInTheConnectionsVpc", GLUE_VPC_ACTIONS, ["*"]),
-    ]
+        return None
+    return statement("RunInTheConnectionsVpc", GLUE_VPC_ACTIONS, ["*"])
 
 
 # ---------------------------------------------------------------------------------------
@@ -425,7 +445,11 @@ def deployer_policy(spec: PipelineSpec | StreamSpec, target: Target) -> dict[str
     check = statement("CheckTheBucket", ["s3:ListBucket"], [target.s3(target.bucket)])
     role = target.job_role or "${JobRoleName}"
     role_arn = target.arn("iam", f"role/{role}", regional=False)
-    platform = _deploy_glue(target) if target.platform == "glue" else _deploy_emr(target, base)
+    platform = (
+        _deploy_glue(target, glue_connections(spec))
+        if target.platform == "glue"
+        else _deploy_emr(target, base)
+    )
     service = "glue.amazonaws.com" if target.platform == "glue" else "emr-serverless.amazonaws.com"
     return policy(
         [
@@ -443,7 +467,7 @@ def deployer_policy(spec: PipelineSpec | StreamSpec, target: Target) -> dict[str
     )
 
 
-def _deploy_glue(target: Target) -> list[Statement]:
+def _deploy_glue(target: Target, spec_connections: tuple[str, ...]) -> list[Statement]:
     job = target.arn("glue", f"job/{target.job_name or '${JobName}'}")
     statements = [
         statement(
@@ -463,14 +487,23 @@ def _deploy_glue(target: Target) -> list[Statement]:
             [target.arn("logs", "log-group:/aws-glue/jobs/error:log-stream:*")],
         ),
     ]
+    if spec_connections:
+        # The spec's glue_connections are attached to the job, once they are found.
+        statements.append(
+            statement(
+                "CheckTheSpecsGlueConnections",
+                ["glue:GetConnection"],
+                _connection_arns(target, spec_connections),
+            )
+        )
     if target.connections:
-        # `--subnet` creates (or checks) a NETWORK connection; its zone is the subnet's.
+        # `--connection` is checked; `--subnet` creates (or checks) a NETWORK connection,
+        # in the subnet's availability zone.
         statements += [
             statement(
                 "CreateOrCheckTheNetworkConnection",
                 ["glue:GetConnection", "glue:CreateConnection"],
-                [target.arn("glue", "catalog")]
-                + [target.arn("glue", f"connection/{c}") for c in target.connections],
+                _connection_arns(target, target.connections),
             ),
             statement("FindTheSubnetsZone", ["ec2:DescribeSubnets"], ["*"]),
         ]

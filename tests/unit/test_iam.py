@@ -124,3 +124,22 @@ def test_the_command_prints_one_json_policy(tmp_path, capsys):
     assert cli.main([*args, "--platform", "emr", "--bucket", "art", "--job-role", "emr"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert _by_sid(doc)["PassTheJobRole"]["Resource"] == ["arn:aws:iam::1:role/emr"]
+
+
+def test_a_glue_connection_login_is_read_by_the_job_and_checked_by_the_deployer(tmp_path):
+    path = tmp_path / "g.toml"
+    path.write_text(
+        '[pipeline]\nname = "g"\noutput = "s3://lake/g"\n\n'
+        '[connections.db]\nengine = "postgresql"\nglue_connection = "rds-orders"\n\n'
+        '[tables.t]\ntable = "t"\nprimary_key = ["id"]\n',
+        encoding="utf-8",
+    )
+    spec = iam.load_any_spec(str(path), None, None, None)
+    rds = "arn:aws:glue:eu-west-1:123456789012:connection/rds-orders"
+    job = _by_sid(iam.job_policy(spec, TARGET))
+    assert rds in job["ReadTheGlueConnections"]["Resource"]
+    assert "RunInTheConnectionsVpc" not in job  # a local run opens no network interfaces
+    on_glue = iam.Target(account="123456789012", region="eu-west-1", platform="glue", bucket="a")
+    assert "RunInTheConnectionsVpc" in _by_sid(iam.job_policy(spec, on_glue))
+    deployer = _by_sid(iam.deployer_policy(spec, on_glue))
+    assert deployer["CheckTheSpecsGlueConnections"]["Resource"][-1] == rds
