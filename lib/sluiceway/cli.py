@@ -702,7 +702,16 @@ def _cmd_iam(args: argparse.Namespace) -> int:
         job_role=args.job_role,
         connections=tuple(args.connection or ()),
     )
-    print(json.dumps(iam.policies_for(spec, target, args.role), indent=2))
+    document = iam.policies_for(spec, target, args.role)
+    print(json.dumps(document, indent=2))
+    size = len(json.dumps(document, separators=(",", ":")))
+    if size > iam.MANAGED_POLICY_CHARS:
+        # IAM counts the document without whitespace; too long a policy is refused.
+        print(
+            f"sluiceway: warning: {size} characters: over IAM's {iam.MANAGED_POLICY_CHARS} for "
+            "a managed policy (10,240 for all inline policies of a role together)",
+            file=sys.stderr,
+        )
     return 0
 
 

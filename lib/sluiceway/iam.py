@@ -36,6 +36,7 @@ from sluiceway.stream_spec import StreamSpec, load_stream_spec
 
 PLATFORMS = ("glue", "emr")
 ROLES = ("job", "deployer")
+MANAGED_POLICY_CHARS = 6144  # IAM's limit for a managed policy, whitespace not counted
 Statement = dict[str, Any]
 S3_OBJECT_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
 # What the Glue Data Catalog tables of a spec need (sinks/catalog.py): the table kept in

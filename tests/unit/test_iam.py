@@ -143,3 +143,14 @@ def test_a_glue_connection_login_is_read_by_the_job_and_checked_by_the_deployer(
     assert "RunInTheConnectionsVpc" in _by_sid(iam.job_policy(spec, on_glue))
     deployer = _by_sid(iam.deployer_policy(spec, on_glue))
     assert deployer["CheckTheSpecsGlueConnections"]["Resource"][-1] == rds
+
+
+def test_a_policy_over_iams_size_limit_is_printed_with_a_warning(tmp_path, capsys):
+    tables = "".join(
+        f'[tables.table_number_{i}]\ntable = "t{i}"\nprimary_key = ["id"]\n' for i in range(60)
+    )
+    path = _spec(tmp_path, tables)
+    assert cli.main(["iam", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert len(json.loads(captured.out)["Statement"]) == 4
+    assert "over IAM's 6144 for a managed policy" in captured.err
