@@ -232,3 +232,18 @@ def test_a_glue_connection_holds_the_endpoint_and_login():
     )
     neither = BASE.replace('password_env = "PW"\n', "")
     assert "or glue_connection (a Glue JDBC connection)" in _error(neither)
+
+
+def test_the_other_kind_of_spec_is_named_with_its_command():
+    from sluiceway.stream_spec import load_stream_spec
+
+    with pytest.raises(SpecError) as stream:
+        load_spec("pipelines/clickstream.toml")
+    assert str(stream.value) == (
+        "pipelines/clickstream.toml: a stream spec ([events]): use `sluiceway stream`"
+    )
+    with pytest.raises(SpecError) as batch:
+        load_stream_spec("pipelines/tpch_demo.toml")
+    assert str(batch.value) == (
+        "pipelines/tpch_demo.toml: a pipeline spec ([tables]): use `sluiceway run`"
+    )
