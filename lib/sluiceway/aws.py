@@ -1,9 +1,11 @@
 """boto3 clients as the standard AWS variables and profile configure them, and AWS errors
 as one line.
 
-boto3 itself reads AWS_PROFILE, AWS_REGION / AWS_DEFAULT_REGION, the credential chain and
+boto3 itself reads AWS_PROFILE, AWS_DEFAULT_REGION, the credential chain and
 AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>, so the same code talks to a local endpoint
-or to AWS. Used by the IO modules only (sinks/, state/).
+or to AWS. It does not read AWS_REGION, which the AWS CLI, the Java SDK (and so S3A and
+Iceberg) and Lambda-style runtimes use: `session()` takes it when AWS_DEFAULT_REGION is
+unset, so boto3 and the JVM agree on one region. Used by the IO modules only.
 """
 
 from __future__ import annotations
@@ -70,13 +72,21 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return parts.netloc, parts.path.strip("/")
 
 
+def session() -> Any:
+    """A boto3 session; its region from AWS_DEFAULT_REGION, else AWS_REGION, else the
+    profile's."""
+    import boto3
+
+    region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or None
+    return boto3.session.Session(region_name=region)
+
+
 def client(service: str, *, region: str | None = None, endpoint: str | None = None) -> Any:
     """A boto3 client configured from the environment, with bounded retries; `region` and
     `endpoint` override the environment's (a Kinesis source's options on an executor)."""
-    import boto3
     from botocore.config import Config
 
-    return boto3.session.Session().client(
+    return session().client(
         service, region_name=region, endpoint_url=endpoint or None, config=Config(**_CONFIG)
     )
 
@@ -153,5 +163,8 @@ def describe_aws_error(exc: BaseException, aws_client: Any, bucket: str | None =
             "AWS_SECRET_ACCESS_KEY"
         )
     if isinstance(exc, NoRegionError):
-        return f"no AWS region for {where}: set AWS_REGION or a profile with a region"
+        return (
+            f"no AWS region for {where}: set AWS_REGION (or AWS_DEFAULT_REGION) or a profile "
+            "with a region"
+        )
     return f"{where}: {exc}"

@@ -69,3 +69,14 @@ def test_s3_uris_split_into_bucket_and_key():
     assert split_s3_uri("s3://bucket") == ("bucket", "")
     with pytest.raises(ValueError):
         split_s3_uri("/local/path")
+
+
+def test_the_region_comes_from_aws_region_when_aws_default_region_is_unset(monkeypatch):
+    from sluiceway import aws
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    assert aws.session().region_name == "eu-west-3"
+    assert aws.client("s3").meta.region_name == "eu-west-3"
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")  # boto3's own variable wins
+    assert aws.session().region_name == "us-west-2"

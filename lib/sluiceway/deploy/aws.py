@@ -29,9 +29,9 @@ class AwsClients:
 
     def client(self, service: str) -> Any:
         if service not in self._cache:
-            import boto3
+            from sluiceway import aws
 
-            self.session = self.session or boto3.session.Session()
+            self.session = self.session or aws.session()
             self._cache[service] = self.session.client(service)
         return self._cache[service]
 

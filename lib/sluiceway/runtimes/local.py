@@ -91,9 +91,9 @@ def s3a_settings(env: Mapping[str, str], region: str | None) -> dict[str, str]:
 
 def configure_s3a(spark: SparkSession) -> None:
     """Point the session's S3A at the endpoint, region and credentials boto3 would use."""
-    import boto3  # a local run always has it: it is the package's one dependency
+    from sluiceway import aws
 
-    session = boto3.session.Session()
+    session = aws.session()
     hadoop_conf: Any = spark.sparkContext._jsc.hadoopConfiguration()
     for key, value in s3a_settings(os.environ, session.region_name).items():
         hadoop_conf.set(key, value)

@@ -112,9 +112,9 @@ def register_catalog(
 
 
 def _aws_region() -> str | None:
-    import boto3  # the package's one dependency; the region as every boto3 client sees it
+    from sluiceway import aws  # the region as every boto3 client of ours sees it
 
-    return boto3.session.Session().region_name
+    return aws.session().region_name
 
 
 class _Statement:
