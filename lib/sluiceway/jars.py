@@ -13,6 +13,10 @@ is chosen from the `hadoop-client-api` jar the installed pyspark ships.
 The Iceberg Spark runtime is built per Spark line (and Scala version), so it is chosen
 from the installed pyspark's version too. It is for local runs: Glue and EMR ship their own,
 with the AWS SDK v2 its GlueCatalog needs (pinned for local runs where S3A lacks it).
+
+Spark's Kafka source (`spark-sql-kafka-0-10`) is built per Spark line too; it and the jars
+it needs beside pyspark's (kafka-clients, commons-pool2, the token provider) go on every
+local session. MSK's IAM login (`aws-msk-iam-auth`) is added only when a spec asks for it.
 """
 
 from __future__ import annotations
@@ -156,6 +160,78 @@ ICEBERG_AWS_JARS: dict[str, tuple[Jar, ...]] = {
 }
 
 
+# Spark's Kafka source per Spark line, with the dependencies pyspark does not bundle (its
+# lz4, snappy, zstd and slf4j serve kafka-clients). Maven Central serves neither 3.5.8 nor
+# 4.1.4 of the connector (pyspark's own versions): 3.5.7 and 4.1.1 are the newest whose
+# whole set resolves there (4.1.3 lacks its token provider). The connector uses Spark's
+# internal APIs of the same line; the tests run it on PySpark 3.5.8 and 4.1.4.
+# Ivy checked each against the SHA-1 published beside it when these were pinned.
+KAFKA_JARS: dict[str, tuple[Jar, ...]] = {
+    "3.5": (
+        Jar(
+            "org.apache.spark",
+            "spark-sql-kafka-0-10_2.12",
+            "3.5.7",
+            "184f8bd4a3cd22299c49090d88b894f81fd7546b4ee64879519a0d76a685dbb8",
+        ),
+        Jar(
+            "org.apache.spark",
+            "spark-token-provider-kafka-0-10_2.12",
+            "3.5.7",
+            "9701914db5c6d09628b58d2d2c1ccd2c9ea28f32f83dd6cb21f98b8237531ff4",
+        ),
+        Jar(
+            "org.apache.kafka",
+            "kafka-clients",
+            "3.4.1",
+            "9d0a9058c8ede79db6e54ae378ed16fe8d1bead2894635a4aa6aa0b7981668c6",
+        ),
+        Jar(
+            "org.apache.commons",
+            "commons-pool2",
+            "2.11.1",
+            "ea0505ee7515e58b1ac0e686e4d1a5d9f7d808e251a61bc371aa0595b9963f83",
+        ),
+    ),
+    "4.1": (
+        Jar(
+            "org.apache.spark",
+            "spark-sql-kafka-0-10_2.13",
+            "4.1.1",
+            "9c1ce986f548e6b1dcb0e2dfe2f253a0bc58f2232a32a0c9c6c674dd25a8570c",
+        ),
+        Jar(
+            "org.apache.spark",
+            "spark-token-provider-kafka-0-10_2.13",
+            "4.1.1",
+            "e510adc37b03d01d0a190d0dab472b5538e05eaa77454f7e9477156d7a6820ae",
+        ),
+        Jar(
+            "org.apache.kafka",
+            "kafka-clients",
+            "3.9.1",
+            "7568b998572d256f0b7bc0afdc1b7a2588b8b08415c62ce314c864a6851ae9d9",
+        ),
+        Jar(
+            "org.apache.commons",
+            "commons-pool2",
+            "2.12.1",
+            "5273c8bc8c0dca2211175c0d27efbd7228efae99689aac001a8e1ef8e872e9ef",
+        ),
+    ),
+}
+
+# Amazon MSK's IAM login module for kafka-clients (sasl.mechanism AWS_MSK_IAM). It calls
+# the AWS SDK v2, which Glue and EMR put on the class path; locally only PySpark 4.1's S3A
+# jars bring one. Needed only by specs that ask for IAM.
+MSK_IAM_JAR = Jar(
+    "software.amazon.msk",
+    "aws-msk-iam-auth",
+    "2.4.0",
+    "8d81eb3a8dbe4a041269e860a5e4b48891c3db2959d768b4715381bec78d97c3",
+)
+
+
 def cache_dir() -> Path:
     """Where fetched jars live: $SLUICEWAY_CACHE/jars, else ~/.cache/sluiceway/jars."""
     root = os.environ.get("SLUICEWAY_CACHE") or Path.home() / ".cache" / "sluiceway"
@@ -217,6 +293,24 @@ def iceberg_aws_jars(spark_line: str | None = None) -> tuple[Jar, ...]:
     return ICEBERG_AWS_JARS.get(line, ())
 
 
+def kafka_jars(spark_line: str | None = None) -> tuple[Jar, ...]:
+    """Spark's Kafka source for `spark_line` (default: the installed pyspark's) and its deps."""
+    line = spark_line or pyspark_line()
+    try:
+        return KAFKA_JARS[line]
+    except KeyError:
+        raise SluicewayError(
+            f"no Kafka source jars pinned for Spark {line} (pinned: {', '.join(KAFKA_JARS)}); "
+            "add spark-sql-kafka-0-10 for that line to KAFKA_JARS in jars.py"
+        ) from None
+
+
+def kafka_jar_paths(msk_iam: bool = False) -> list[Path]:
+    """Paths of the cached Kafka source jars (plus MSK's IAM module if asked); raises if
+    missing."""
+    return _cached((*kafka_jars(), *((MSK_IAM_JAR,) if msk_iam else ())))
+
+
 def iceberg_jar_paths() -> list[Path]:
     """Paths of the cached Iceberg runtime and the AWS SDK it needs (for the local class
     path); raises if missing."""
@@ -263,11 +357,19 @@ def _ivy_jar() -> Path:
 
 
 def fetch_jars(java: str = "java") -> list[Path]:
-    """Fetch every pinned jar a local run needs (JDBC, S3A, Iceberg) not yet cached, verify
-    its checksum, return all paths."""
+    """Fetch every pinned jar a local run needs (JDBC, S3A, Iceberg, Kafka) not yet cached,
+    verify its checksum, return all paths."""
     target = cache_dir()
     target.mkdir(parents=True, exist_ok=True)
-    for jar in (*required_jars(), *s3a_jars(), iceberg_jar(), *iceberg_aws_jars()):
+    wanted = (
+        *required_jars(),
+        *s3a_jars(),
+        iceberg_jar(),
+        *iceberg_aws_jars(),
+        *kafka_jars(),
+        MSK_IAM_JAR,
+    )
+    for jar in wanted:
         dest = target / jar.file_name
         if dest.is_file() and _sha256(dest) == jar.sha256:
             continue
@@ -302,4 +404,9 @@ def fetch_jars(java: str = "java") -> list[Path]:
                     f"checksum mismatch for {jar.coordinate}: got {digest}, pinned {jar.sha256}"
                 )
             os.replace(fetched, dest)
-    return [*local_jar_paths(), *s3a_jar_paths(), *iceberg_jar_paths()]
+    return [
+        *local_jar_paths(),
+        *s3a_jar_paths(),
+        *iceberg_jar_paths(),
+        *kafka_jar_paths(msk_iam=True),
+    ]
