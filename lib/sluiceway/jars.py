@@ -162,10 +162,13 @@ ICEBERG_AWS_JARS: dict[str, tuple[Jar, ...]] = {
 
 # Spark's Kafka source per Spark line, with the dependencies pyspark does not bundle (its
 # lz4, snappy, zstd and slf4j serve kafka-clients). Maven Central serves neither 3.5.8 nor
-# 4.1.4 of the connector (pyspark's own versions): 3.5.7 and 4.1.1 are the newest whose
-# whole set resolves there (4.1.3 lacks its token provider). The connector uses Spark's
-# internal APIs of the same line; the tests run it on PySpark 3.5.8 and 4.1.4.
-# Ivy checked each against the SHA-1 published beside it when these were pinned.
+# 4.1.4 of the connector (pyspark's own versions); the newest it has are 3.5.7 and 4.1.3.
+# 4.1.3 it must be on the 4.1 line: 4.1.0-4.1.2 fail a query restarted on a checkpoint
+# whose last batch was not committed (NullPointerException in KafkaMicroBatchStream.metrics,
+# SPARK-55271; seen here with 4.1.1, fixed in 4.1.3). Its token provider (delegation
+# tokens only) is served up to 4.1.1 and kept there: same kafka-clients, same API.
+# The tests run them on PySpark 3.5.8 and 4.1.4. Each was checked against the SHA-1
+# published beside it when pinned.
 KAFKA_JARS: dict[str, tuple[Jar, ...]] = {
     "3.5": (
         Jar(
@@ -197,8 +200,8 @@ KAFKA_JARS: dict[str, tuple[Jar, ...]] = {
         Jar(
             "org.apache.spark",
             "spark-sql-kafka-0-10_2.13",
-            "4.1.1",
-            "9c1ce986f548e6b1dcb0e2dfe2f253a0bc58f2232a32a0c9c6c674dd25a8570c",
+            "4.1.3",
+            "cb31ffd9c8f5527dba061db8af671d295562092e4f3f5ff42fc249fab8a8fde6",
         ),
         Jar(
             "org.apache.spark",
