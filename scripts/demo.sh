@@ -5,6 +5,8 @@
 #   SCALE=0.1 scripts/demo.sh          OUTPUT=/tmp/demo scripts/demo.sh
 #   scripts/demo.sh --s3  (or S3=1)    output, state and Glue tables on the local S3 endpoint
 #   OUTPUT=s3://bucket/prefix AWS_PROFILE=p AWS_REGION=r scripts/demo.sh    real S3
+# Silver and gold are Iceberg tables: in a hadoop catalog under the output on disk, in the
+# Glue Data Catalog (--iceberg-catalog glue) when the output is on S3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 local_s3="${S3:-}"
@@ -35,6 +37,7 @@ else
   output="${OUTPUT:-$PWD/out/tpch_demo}"
 fi
 first_run=()
+catalog=()
 case "$output" in
   s3://*|s3a://*)
     if [ -n "$local_s3" ]; then
@@ -55,6 +58,7 @@ PY
     # Nothing is deleted in a real bucket: the first run ignores earlier watermarks and
     # replaces the demo's datasets instead.
     first_run=(--full-refresh)
+    catalog=(--iceberg-catalog glue)
     ;;
   *) rm -rf "$output" ;;
 esac
@@ -73,7 +77,7 @@ submit() {
     --driver-memory "${SLUICEWAY_DRIVER_MEMORY:-2g}" \
     --driver-java-options "-Duser.timezone=UTC -Dlog4j2.configurationFile=file://$PWD/lib/sluiceway/runtimes/log4j2.properties" \
     --conf spark.ui.showConsoleProgress=false \
-    jobs/local_batch.py "$spec" --output "$output" "$@"
+    jobs/local_batch.py "$spec" --output "$output" "${catalog[@]}" "$@"
 }
 
 echo "==> run 1: full extract"
@@ -81,4 +85,4 @@ submit "${first_run[@]}"
 sluiceway demo mutate --port "$SLUICEWAY_PG_PORT" --new-orders 100 --updated-orders 50
 echo "==> run 2: incremental, only the change"
 submit
-echo "==> output under $output; state: sluiceway state show $spec --output $output"
+echo "==> output under $output; state: sluiceway state show $spec --output $output ${catalog[*]}"

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from sluiceway.errors import SluicewayError
@@ -18,12 +19,18 @@ from sluiceway.report import (
     print_summary,
     print_table_progress,
 )
+from sluiceway.spec import DEFAULT_CATALOG_TYPES, ICEBERG_CATALOG_HELP
 
 
 def _load(args: argparse.Namespace):  # -> PipelineSpec
     from sluiceway.spec import load_spec
 
-    return load_spec(args.spec, output_root=args.output, state_location=args.state)
+    return load_spec(
+        args.spec,
+        output_root=args.output,
+        state_location=args.state,
+        iceberg_catalog=args.iceberg_catalog,
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -254,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("spec", help="pipeline spec (TOML)")
         p.add_argument("--output", help="override the spec's output root (path or s3:// URI)")
         p.add_argument("--state", help="override the spec's state location")
+        p.add_argument(
+            "--iceberg-catalog", choices=DEFAULT_CATALOG_TYPES, help=ICEBERG_CATALOG_HELP
+        )
 
     run_p = sub.add_parser("run", help="run a pipeline with a local Spark")
     spec_args(run_p)
@@ -383,16 +393,19 @@ def _kb(size: int) -> str:
 
 
 def _print_artifacts(artifacts) -> None:  # artifacts: ArtifactSet
+    built_for = artifacts.built_for
+    platform = f"for {built_for.describe()}" if built_for else "for any platform"
     print(
-        f"==> {artifacts.pipeline}: sluiceway {artifacts.version} build {artifacts.build} "
-        f"in {artifacts.root}"
+        f"==> {artifacts.pipeline} ({artifacts.kind}): sluiceway {artifacts.version} build "
+        f"{artifacts.build} {platform} in {artifacts.root}"
     )
     width = max(len(f.path) for f in artifacts.files)
     for f in artifacts.files:
         print(f"  {f.role:<15} {f.path:<{width}}  {_kb(f.bytes):>9}  sha256 {f.sha256[:16]}")
 
 
-def _artifacts_for(args: argparse.Namespace):  # -> ArtifactSet
+def _artifacts_for(args: argparse.Namespace, target: str | None = None):  # -> ArtifactSet
+    """The set given with --artifacts, or the spec packaged now (for `target`, if any)."""
     from sluiceway.deploy.package import build_artifacts, load_artifacts
 
     if (args.spec is None) == (args.artifacts is None):
@@ -401,37 +414,9 @@ def _artifacts_for(args: argparse.Namespace):  # -> ArtifactSet
         artifacts = load_artifacts(args.artifacts)
         print(f"==> artifact set {artifacts.root}: {len(artifacts.files)} files, checksums ok")
         return artifacts
-    artifacts = build_artifacts(args.spec, args.out)
+    artifacts = build_artifacts(args.spec, args.out, target)
     _print_artifacts(artifacts)
     return artifacts
-
-
-def _packaged_spec(artifacts):  # -> PipelineSpec
-    """The set's spec, checked: a set whose spec names what does not resolve is not deployed."""
-    from sluiceway.deploy.package import SPEC
-    from sluiceway.spec import load_spec
-    from sluiceway.spec_check import check
-
-    spec = load_spec(artifacts.root / artifacts.file(SPEC).path)
-    check(spec)
-    return spec
-
-
-def _warn_environment(spec, platform: str) -> None:  # spec: PipelineSpec
-    """Glue and EMR jobs get no environment from us: say so for specs that read one."""
-    for conn in spec.connections.values():
-        if conn.password_env and not conn.secret_id:
-            print(
-                f"warning: connection {conn.name} reads its password from ${conn.password_env}, "
-                f"which {platform} does not set; use secret_id (Secrets Manager)",
-                file=sys.stderr,
-            )
-    if spec.hash_salt_env:
-        print(
-            f"warning: the hash salt comes from ${spec.hash_salt_env}, which {platform} does not "
-            "set for you; make sure the job's environment has it",
-            file=sys.stderr,
-        )
 
 
 class _Progress:
@@ -474,8 +459,14 @@ def _print_failure(what: str, result, logs: list[tuple[str, list[str] | None]]) 
 def _cmd_package(args: argparse.Namespace) -> int:
     from sluiceway.deploy.package import build_artifacts
 
-    _print_artifacts(build_artifacts(args.spec, args.out))
+    _print_artifacts(build_artifacts(args.spec, args.out, args.target))
     return 0
+
+
+def _network(args: argparse.Namespace):  # -> sluiceway.deploy.network.Network
+    from sluiceway.deploy.network import Network
+
+    return Network(tuple(args.subnet or ()), tuple(args.security_group or ()))
 
 
 def _cmd_deploy_glue(args: argparse.Namespace) -> int:
@@ -483,26 +474,39 @@ def _cmd_deploy_glue(args: argparse.Namespace) -> int:
 
     if args.wait and not args.run:
         raise SluicewayError("deploy glue: --wait needs --run")
+    # A spec is packaged for the job's Glue version unless --target says otherwise.
+    target = args.target or (f"glue-{args.glue_version or '5.1'}" if args.spec else None)
     options = glue.GlueJobOptions(
         job_name=args.job_name,
         role=args.role,
         bucket=args.bucket,
         prefix=args.prefix,
-        glue_version=args.glue_version,
+        glue_version=args.glue_version or "5.1",
         worker_type=args.worker_type,
         workers=args.workers,
         timeout_minutes=args.timeout_minutes,
         max_retries=args.max_retries,
         connections=tuple(args.connection or ()),
+        output=args.output,
+        state=args.state,
+        checkpoint=args.checkpoint,
+        network=_network(args),
+        network_connection=args.network_connection,
     )
     options.validate()  # bad options fail before anything is built or uploaded
-    artifacts = _artifacts_for(args)
-    _warn_environment(_packaged_spec(artifacts), "a Glue job")
+    artifacts = _artifacts_for(args, target)
+    stream = artifacts.kind == "stream"
+    if stream and args.full_refresh:
+        raise SluicewayError("deploy glue: --full-refresh: a stream resumes from its checkpoint")
+    built_for = artifacts.built_for
+    if args.glue_version is None and built_for is not None and built_for.glue_version:
+        options = replace(options, glue_version=built_for.glue_version)
     clients = aws_clients()
     deployment = glue.deploy_glue_job(clients, artifacts, options)
     up = deployment.uploaded
+    kind = "streaming job" if stream else "job"
     print(
-        f"==> Glue job {deployment.job_name} {deployment.action}: Glue {options.glue_version} "
+        f"==> Glue {kind} {deployment.job_name} {deployment.action}: Glue {options.glue_version} "
         f"({glue.GLUE_VERSIONS[options.glue_version]}), {options.workers} x {options.worker_type}"
     )
     print(
@@ -523,9 +527,18 @@ def _cmd_deploy_glue(args: argparse.Namespace) -> int:
         run_id,
         progress,
         poll_seconds=args.poll_seconds,
-        max_wait_seconds=options.timeout_minutes * 60 + 1800,
+        max_wait_seconds=(options.timeout_minutes or 120) * 60 + 1800,
+        # A stream runs until it is stopped: follow it until it runs.
+        until=(*glue.RUN_STATES_DONE, "RUNNING") if stream else glue.RUN_STATES_DONE,
     )
     progress.done()
+    if result.state == "RUNNING":
+        print(
+            f"==> stream run {run_id} RUNNING after {result.seconds:.0f}s; stop it with "
+            f"`aws glue batch-stop-job-run --job-name {deployment.job_name} "
+            f"--job-run-ids {run_id}`"
+        )
+        return 0
     if result.state == "SUCCEEDED":
         print(f"==> run {run_id} SUCCEEDED in {result.seconds:.0f}s")
         return 0
@@ -549,10 +562,15 @@ def _cmd_submit_emr(args: argparse.Namespace) -> int:
         full_refresh=args.full_refresh,
         client_token=args.client_token,
         spark_conf=emr.parse_conf(args.conf or ()),
+        output=args.output,
+        state=args.state,
+        network=_network(args),
+        checkpoint=args.checkpoint,
+        reader=args.reader,
     )
     options.validate()
-    artifacts = _artifacts_for(args)
-    _warn_environment(_packaged_spec(artifacts), "an EMR Serverless job run")
+    artifacts = _artifacts_for(args, args.target)
+    stream = artifacts.kind == "stream"
     clients = aws_clients()
     submission = emr.submit_emr_job(clients, artifacts, options)
     app = submission.application
@@ -564,7 +582,8 @@ def _cmd_submit_emr(args: argparse.Namespace) -> int:
     print(
         f"  artifacts s3://{up.bucket}/{up.prefix}/ ({up.uploaded} new, {up.unchanged} unchanged)"
     )
-    print(f"==> started job run {submission.run_id} (client token {submission.client_token})")
+    mode = "STREAMING job run" if stream else "job run"
+    print(f"==> started {mode} {submission.run_id} (client token {submission.client_token})")
     print(
         f"  to retry this submission without a second run: --client-token {submission.client_token}"
     )
@@ -577,9 +596,18 @@ def _cmd_submit_emr(args: argparse.Namespace) -> int:
         submission.run_id,
         progress,
         poll_seconds=args.poll_seconds,
-        max_wait_seconds=options.timeout_minutes * 60 + 1800,
+        max_wait_seconds=(options.timeout_minutes or 120) * 60 + 1800,
+        # A stream runs until it is cancelled: follow it until it runs.
+        until=(*emr.RUN_STATES_DONE, "RUNNING") if stream else emr.RUN_STATES_DONE,
     )
     progress.done()
+    if result.state == "RUNNING":
+        print(
+            f"==> stream job run {submission.run_id} RUNNING after {result.seconds:.0f}s; stop "
+            f"it with `aws emr-serverless cancel-job-run --application-id {app.id} "
+            f"--job-run-id {submission.run_id}`"
+        )
+        return 0
     if result.state == "SUCCESS":
         print(f"==> job run {submission.run_id} SUCCESS in {result.seconds:.0f}s")
         return 0
@@ -593,14 +621,20 @@ def _cmd_submit_emr(args: argparse.Namespace) -> int:
 
 
 def add_deploy_commands(sub) -> None:  # sub: the top-level subparsers
-    from sluiceway.deploy.emr import DEFAULT_PYTHON, RELEASE_LABELS
+    from sluiceway.deploy.emr import DEFAULT_PYTHON, RELEASE_LABELS, STREAM_READERS
     from sluiceway.deploy.glue import GLUE_VERSIONS
+    from sluiceway.deploy.targets import TARGETS
 
     package_p = sub.add_parser(
         "package", help="build the versioned artifact set (wheel, zip, jobs, spec, jars)"
     )
     package_p.add_argument("spec", help="pipeline spec (TOML)")
     package_p.add_argument("--out", default="dist", help="where to write the set (default dist/)")
+    package_p.add_argument(
+        "--target",
+        choices=sorted(TARGETS),
+        help="build for one platform: its jars, its Python (default: any platform)",
+    )
     package_p.set_defaults(func=_cmd_package)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -610,8 +644,18 @@ def add_deploy_commands(sub) -> None:  # sub: the top-level subparsers
         p.add_argument("--role", required=True, help="IAM role name or ARN the job runs as")
         p.add_argument("--bucket", required=True, help="S3 bucket for artifacts (and logs/temp)")
         p.add_argument("--prefix", default="sluiceway", help="key prefix in the bucket")
-        p.add_argument("--timeout-minutes", type=int, default=120)
+        p.add_argument(
+            "--timeout-minutes", type=int, help="default 120 for a pipeline, none for a stream"
+        )
+        p.add_argument("--target", choices=sorted(TARGETS), help="the platform to package for")
+        p.add_argument("--checkpoint", help="a stream's checkpoint (s3://), instead of the spec's")
         p.add_argument("--full-refresh", action="store_true", help="the run ignores watermarks")
+        p.add_argument("--output", help="the run's output root (s3://), instead of the spec's")
+        p.add_argument("--state", help="the run's state location (s3://), instead of the spec's")
+        p.add_argument("--subnet", action="append", help="VPC subnet id to run in (repeatable)")
+        p.add_argument(
+            "--security-group", action="append", help="security group id for --subnet (repeatable)"
+        )
         p.add_argument("--poll-seconds", type=float, default=15.0, help=argparse.SUPPRESS)
 
     deploy_p = sub.add_parser("deploy", help="deploy a pipeline as a cloud job")
@@ -619,12 +663,20 @@ def add_deploy_commands(sub) -> None:  # sub: the top-level subparsers
     glue_p = deploy_sub.add_parser("glue", help="create or update an AWS Glue job")
     common(glue_p)
     glue_p.add_argument("--job-name", required=True)
-    glue_p.add_argument("--glue-version", default="5.1", choices=sorted(GLUE_VERSIONS))
+    glue_p.add_argument(
+        "--glue-version",
+        choices=sorted(GLUE_VERSIONS),
+        help="default: the set's target's, else 5.1",
+    )
     glue_p.add_argument("--worker-type", default="G.1X")
     glue_p.add_argument("--workers", type=int, default=2)
     glue_p.add_argument("--max-retries", type=int, default=0)
     glue_p.add_argument(
         "--connection", action="append", help="Glue connection for network access (repeatable)"
+    )
+    glue_p.add_argument(
+        "--network-connection",
+        help="name of the NETWORK connection --subnet creates or reuses (default JOB-network)",
     )
     glue_p.add_argument("--run", action="store_true", help="start a run after deploying")
     glue_p.add_argument("--wait", action="store_true", help="follow the run until it ends")
@@ -646,6 +698,12 @@ def add_deploy_commands(sub) -> None:  # sub: the top-level subparsers
         help=f"release of a new application (default: {', '.join(RELEASE_LABELS.values())})",
     )
     emr_p.add_argument("--python", default=DEFAULT_PYTHON, help="Python for driver and executors")
+    emr_p.add_argument(
+        "--reader",
+        default="aws-kinesis",
+        choices=STREAM_READERS,
+        help="a stream's Kinesis reader: EMR's connector, or Sluiceway's (Spark 4 only)",
+    )
     emr_p.add_argument("--client-token", help="reuse to retry a submission without a second run")
     emr_p.add_argument("--conf", action="append", help="extra Spark conf KEY=VALUE (repeatable)")
     emr_p.add_argument("--no-wait", action="store_true", help="return once the run has started")

@@ -23,7 +23,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -45,7 +45,7 @@ from sluiceway.sinks.iceberg import IcebergDataset, watermark_properties
 from sluiceway.sinks.loads import load_connections, write_load
 from sluiceway.sinks.s3 import check_s3_locations
 from sluiceway.sources import jdbc
-from sluiceway.sources.credentials import Credentials, resolve_credentials
+from sluiceway.sources.credentials import Credentials, read_hash_salt, resolve_credentials
 from sluiceway.spec import (
     IcebergSink,
     Load,
@@ -186,12 +186,17 @@ def read_watermark(store: StateStore, spec: PipelineSpec, table: str) -> jdbc.Wa
     return jdbc.Watermark.from_json(state["watermark"])
 
 
-def _hash_salt(spec: PipelineSpec) -> str | None:
-    if not spec.hash_salt_env:
+def _hash_salt(spec: PipelineSpec, tables: Sequence[TableSpec]) -> str | None:
+    """The salt, read only when a table of this run hashes columns."""
+    if not any(table.hash_columns for table in tables):
         return None
-    salt = os.environ.get(spec.hash_salt_env)
+    if spec.hash_salt_secret_id:
+        return read_hash_salt(spec.hash_salt_secret_id)
+    salt = os.environ.get(spec.hash_salt_env or "")  # the spec requires one of the two
     if not salt:
-        raise CredentialsError(f"environment variable {spec.hash_salt_env} (hash salt) is not set")
+        raise CredentialsError(
+            f"environment variable {spec.hash_salt_env} is not set", where="pipeline.hash_salt_env"
+        )
     return salt
 
 
@@ -270,8 +275,8 @@ def run(
     try:
         # Everything that can fail without touching data fails here, before the first read.
         jdbc.check_time_zone(spark)
-        salt = _hash_salt(spec)
         tables = [t for t in spec.tables if selected is None or t.name in selected]
+        salt = _hash_salt(spec, tables)
         outputs = [o for o in spec.outputs if selected is None or o.name in selected]
         used = {t.connection for t in tables}
         items: tuple[TableSpec | OutputSpec, ...] = (*tables, *outputs)

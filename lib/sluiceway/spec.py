@@ -24,6 +24,7 @@ from sluiceway.spec_reader import (
     NAME,
     Reader,
     TransformStep,
+    parse_package,
     parse_quality,
     parse_transforms,
     read_spec_file,
@@ -60,6 +61,12 @@ _TRANSFORM = re.compile(r"^(years|months|days|hours)\(\s*([A-Za-z_][A-Za-z0-9_]*
 _BUCKET = re.compile(r"^bucket\(\s*([0-9]+)\s*,\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)$")
 # The implicit Iceberg catalog when a spec declares none: a warehouse under the output.
 DEFAULT_ICEBERG_CATALOG = "lake"
+# The types a run may give that catalog (`--iceberg-catalog`): one spec, local or on Glue.
+DEFAULT_CATALOG_TYPES: tuple[IcebergCatalogType, ...] = ("hadoop", "glue")
+ICEBERG_CATALOG_HELP = (
+    "type of the default Iceberg catalog `lake` (warehouse <output>/warehouse, for specs "
+    "without [catalogs]): hadoop (the default) or glue (the Glue Data Catalog; output on S3)"
+)
 # Glue keeps database and table names in lower case; Athena wants them plain.
 _CATALOG_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,254}$")
 
@@ -263,6 +270,9 @@ class PipelineSpec:
     tables: tuple[TableSpec, ...]
     outputs: tuple[OutputSpec, ...] = ()
     catalogs: Mapping[str, IcebergCatalog] = field(default_factory=dict)
+    # The salt from Secrets Manager: what a Glue or EMR job can read (they get no env).
+    hash_salt_secret_id: str | None = None
+    package_modules: tuple[str, ...] = ()  # [package] modules: user code to ship
 
     def table(self, name: str) -> TableSpec:
         for table in self.tables:
@@ -294,10 +304,18 @@ def load_spec(
     path: str | Path,
     output_root: str | None = None,
     state_location: str | None = None,
+    iceberg_catalog: str | None = None,
 ) -> PipelineSpec:
-    """Read and validate a pipeline spec; `output_root`/`state_location` override the file's."""
+    """Read and validate a pipeline spec; `output_root`/`state_location` override the file's,
+    `iceberg_catalog` the type of the default Iceberg catalog."""
     text = read_spec_file(path)
-    return parse_spec(text, str(path), output_root=output_root, state_location=state_location)
+    return parse_spec(
+        text,
+        str(path),
+        output_root=output_root,
+        state_location=state_location,
+        iceberg_catalog=iceberg_catalog,
+    )
 
 
 def parse_spec(
@@ -305,11 +323,12 @@ def parse_spec(
     source: str = "<spec>",
     output_root: str | None = None,
     state_location: str | None = None,
+    iceberg_catalog: str | None = None,
 ) -> PipelineSpec:
     top, pipe, name = top_reader(
-        text, source, "pipeline", "connections", "catalogs", "tables", "outputs"
+        text, source, "pipeline", "connections", "catalogs", "tables", "outputs", "package"
     )
-    pipe.only("name", "output", "state", "staging", "hash_salt_env")
+    pipe.only("name", "output", "state", "staging", "hash_salt_env", "hash_salt_secret_id")
     root = output_root or pipe.get("output", str, required=True)
     # Relative state and staging locations live under the output root.
     state = state_location or join_path(root, pipe.get("state", str, "_state"))
@@ -322,7 +341,7 @@ def parse_spec(
     }
     if not connections:
         conns_reader.fail("", "at least one connection is required")
-    catalogs = _parse_catalogs(top, root, connections)
+    catalogs = _parse_catalogs(top, root, connections, iceberg_catalog)
     sinks = _SinkContext(name, root, staging, catalogs)
 
     tables_reader = top.child("tables", top.get("tables", dict, required=True))
@@ -346,9 +365,15 @@ def parse_spec(
         known.add(key)
 
     hash_salt_env = pipe.identifier("hash_salt_env")
+    hash_salt_secret_id = pipe.get("hash_salt_secret_id", str)
+    if hash_salt_env and hash_salt_secret_id:
+        pipe.fail("hash_salt_secret_id", "give hash_salt_env or hash_salt_secret_id, not both")
     for table in tables:
-        if table.hash_columns and not hash_salt_env:
-            pipe.fail("hash_salt_env", f"required because tables.{table.name}.hash_columns is set")
+        if table.hash_columns and not (hash_salt_env or hash_salt_secret_id):
+            pipe.fail(
+                "hash_salt_env",
+                f"required (or hash_salt_secret_id): tables.{table.name}.hash_columns is set",
+            )
     return PipelineSpec(
         name=name,
         source_file=source,
@@ -360,6 +385,8 @@ def parse_spec(
         tables=tables,
         outputs=tuple(outputs),
         catalogs=catalogs,
+        hash_salt_secret_id=hash_salt_secret_id,
+        package_modules=parse_package(top),
     )
 
 
@@ -419,14 +446,25 @@ class _SinkContext:
 
 
 def _parse_catalogs(
-    top: Reader, root: str, connections: Mapping[str, Connection]
+    top: Reader,
+    root: str,
+    connections: Mapping[str, Connection],
+    default_type: str | None = None,
 ) -> dict[str, IcebergCatalog]:
-    """`[catalogs.<name>]`: the Iceberg catalogs; none given means one hadoop catalog
-    `lake` with its warehouse at `<output>/warehouse`."""
+    """`[catalogs.<name>]`: the Iceberg catalogs; none given means one catalog `lake` with
+    its warehouse at `<output>/warehouse`, of type `default_type` (the run's
+    `--iceberg-catalog`: hadoop, the default, or glue)."""
     reader = top.child("catalogs", top.get("catalogs", dict, {}))
     if not reader.data:
-        default = IcebergCatalog(DEFAULT_ICEBERG_CATALOG, "hadoop", join_path(root, "warehouse"))
-        return {default.name: default}
+        return {DEFAULT_ICEBERG_CATALOG: _default_catalog(reader, root, default_type)}
+    if default_type is not None:
+        # A declared catalog's type is the spec's: one run-time switch for several
+        # catalogs would be a guess.
+        reader.fail(
+            "",
+            f"--iceberg-catalog {default_type} sets the type of the default catalog, and this "
+            "spec declares its catalogs: set `type` in [catalogs.<name>] instead",
+        )
     catalogs = {}
     for key, value in reader.data.items():
         c = reader.child(key, value)
@@ -451,6 +489,27 @@ def _parse_catalogs(
     return catalogs
 
 
+def _default_catalog(reader: Reader, root: str, kind: str | None) -> IcebergCatalog:
+    """The implicit catalog `lake`: hadoop unless the run asks for glue (the same spec then
+    keeps its tables in the Glue Data Catalog, with the warehouse on the S3 output)."""
+    warehouse = join_path(root, "warehouse")
+    if kind in (None, "hadoop"):
+        return IcebergCatalog(DEFAULT_ICEBERG_CATALOG, "hadoop", warehouse)
+    if kind not in DEFAULT_CATALOG_TYPES:
+        reader.fail("", f"--iceberg-catalog must be hadoop or glue, got {kind!r}")
+    if not warehouse.startswith(("s3://", "s3a://")):
+        reader.fail(
+            "",
+            f"--iceberg-catalog glue keeps the warehouse at <output>/warehouse, which must be on "
+            f"S3 (s3://bucket/prefix), got {warehouse!r}",
+        )
+    return IcebergCatalog(DEFAULT_ICEBERG_CATALOG, "glue", _s3_uri(warehouse))
+
+
+def _s3_uri(uri: str) -> str:
+    return "s3://" + uri.split("://", 1)[1].rstrip("/")
+
+
 def _glue_warehouse(c: Reader, warehouse: str) -> str:
     """A glue catalog's warehouse: on S3 (its files are read through S3FileIO, and by
     Athena), spelled s3:// whatever the spec used."""
@@ -459,7 +518,7 @@ def _glue_warehouse(c: Reader, warehouse: str) -> str:
             "warehouse",
             f"a glue catalog's warehouse must be on S3 (s3://bucket/prefix), got {warehouse!r}",
         )
-    return "s3://" + warehouse.split("://", 1)[1].rstrip("/")
+    return _s3_uri(warehouse)
 
 
 def _parse_sink(

@@ -124,6 +124,23 @@ def top_reader(text: str, source: str, *sections: str) -> tuple[Reader, Reader, 
     return top, pipe, name
 
 
+# A module name as Python imports it: "acme_common" or "acme_common.helpers".
+MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def parse_package(top: Reader) -> tuple[str, ...]:
+    """`[package] modules = ["acme_common", ...]`: the user's modules a deployed job needs
+    beyond those the spec's transforms and builders name (a helper package they import);
+    `package` ships each one's top-level package whole."""
+    r = top.child("package", top.get("package", dict, {}))
+    r.only("modules")
+    modules = r.get("modules", list, [])
+    for index, module in enumerate(modules):
+        if not isinstance(module, str) or not MODULE_NAME.match(module):
+            r.fail(f"modules[{index}]", f"{module!r} is not a module name like 'acme_common'")
+    return tuple(modules)
+
+
 def parse_transforms(r: Reader, key: str) -> tuple[TransformStep, ...]:
     """`transforms = [{ name = "...", params = {...} }, ...]`; names are resolved by check()."""
     steps = []

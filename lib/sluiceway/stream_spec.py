@@ -29,6 +29,7 @@ from sluiceway.spec_reader import (
     IDENTIFIER,
     Reader,
     TransformStep,
+    parse_package,
     parse_quality,
     parse_transforms,
     read_spec_file,
@@ -173,6 +174,7 @@ class StreamSpec:
     events: EventsSpec
     sink: StreamSink
     trigger: TriggerSpec
+    package_modules: tuple[str, ...] = ()  # [package] modules: user code to ship
 
 
 def load_stream_spec(
@@ -189,7 +191,9 @@ def parse_stream_spec(
     output_root: str | None = None,
     checkpoint: str | None = None,
 ) -> StreamSpec:
-    top, pipe, name = top_reader(text, source, "pipeline", "source", "events", "sink", "trigger")
+    top, pipe, name = top_reader(
+        text, source, "pipeline", "source", "events", "sink", "trigger", "package"
+    )
     pipe.only("name", "output")
     root = output_root or pipe.get("output", str, required=True)
 
@@ -199,7 +203,7 @@ def parse_stream_spec(
     trigger = _parse_trigger(top.child("trigger", top.get("trigger", dict, {})), root, name)
     if checkpoint:
         trigger = TriggerSpec(trigger.mode, trigger.interval_seconds, checkpoint)
-    return StreamSpec(name, source, root, stream_source, events, sink, trigger)
+    return StreamSpec(name, source, root, stream_source, events, sink, trigger, parse_package(top))
 
 
 def _parse_source(r: Reader) -> StreamSource:

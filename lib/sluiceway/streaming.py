@@ -106,7 +106,9 @@ def prepare(raw: DataFrame, spec: StreamSpec) -> DataFrame:
         with_parsed_payload, "data", event_schema(spec), [events.event_id, events.event_time]
     )
     # A bad record has no trustworthy event id; it is keyed by its place in the stream.
-    # One without a sequence number has no place (a capture line that is not JSON reads as
+    # Kinesis makes a sequence number unique per partition key within a shard, so the key
+    # holds both (EMR's connector gives no shard id). One without a sequence number has no
+    # place (Glue's Kinesis source gives none; a capture line that is not JSON reads as
     # all NULL): it gets a key of its own, so it is never taken for a repeat of another.
     key = (
         F.when(
@@ -115,9 +117,7 @@ def prepare(raw: DataFrame, spec: StreamSpec) -> DataFrame:
         )
         .when(
             F.col("sequence_number").isNotNull(),
-            F.concat_ws(
-                ":", F.lit("r"), F.col("stream"), F.col("shard_id"), F.col("sequence_number")
-            ),
+            F.to_json(F.struct("stream", "shard_id", "partition_key", "sequence_number")),
         )
         .otherwise(F.concat(F.lit("u:"), F.expr("uuid()")))
     )

@@ -1,21 +1,31 @@
-"""The TPC-H demo pipeline with its output, state and Glue tables on the local S3 endpoint.
+"""The TPC-H demo pipeline with its output, state and Glue tables on the local S3 endpoint,
+run as `scripts/demo.sh --s3` runs it: `--iceberg-catalog glue`, so silver and gold are
+Iceberg tables of the Glue Data Catalog (moto's) and bronze Parquet with a Glue table. As a
+Glue or EMR job would, it reads the database password and the hash salt from Secrets
+Manager (moto's), with neither in its environment.
 
-The objects are read back without S3A: boto3 lists and downloads them, Spark reads the
-local copy. Every row must equal the database's, and the layout must be the spec's.
-(Incremental merges through S3 staging prefixes are covered, faster, in test_catalog.py.)
+The Parquet objects are read back without S3A: boto3 lists and downloads them, Spark reads
+the local copy; the Iceberg tables are read through a glue catalog of the test's session.
+Every row must equal the database's, and the layout must be the spec's. (Incremental
+merges through S3 staging prefixes are covered, faster, in test_catalog.py.)
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import subprocess
 import sys
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import boto3
 
+from sluiceway.sinks.iceberg import register_catalog
+from sluiceway.spec import load_spec
 from sluiceway.state.s3 import S3StateStore
 
 from .s3 import download, partition_dirs
@@ -23,18 +33,37 @@ from .tpch import demo_spec, query, revenue_by_nation
 
 ORDER_COLUMNS = ("o_orderkey", "o_custkey", "o_orderstatus", "o_totalprice", "o_orderdate")
 LINE_COLUMNS = ("l_orderkey", "l_linenumber", "l_quantity", "l_extendedprice", "l_shipdate")
-PARTITIONED = {
-    "silver/orders": ("orders", "o_orderdate", "order_year", "order_month"),
-    "bronze/lineitem": ("lineitem", "l_shipdate", "ship_year", "ship_month"),
-    "gold/order_lines": ("orders", "o_orderdate", "order_year", "order_month"),
-}
+ICEBERG = ("nation", "customer", "orders", "order_lines", "revenue_by_nation_daily")
 
 
-def _run(spec: Path, output: str, password: str, *extra: str) -> None:
+SALT = "s3-demo-salt"
+
+
+def _with_secrets(spec: Path, password: str) -> None:
+    """The spec's password and salt from Secrets Manager instead of environment variables."""
+    secrets = boto3.client("secretsmanager")
+    tag = uuid.uuid4().hex[:8]
+    login = secrets.create_secret(
+        Name=f"tpch-{tag}", SecretString=json.dumps({"password": password})
+    )
+    salt = secrets.create_secret(Name=f"salt-{tag}", SecretString=SALT)
+    text = spec.read_text()
+    for old, new in [
+        ('password_env = "SLUICEWAY_TPCH_PASSWORD"', f'secret_id = "{login["Name"]}"'),
+        ('hash_salt_env = "SLUICEWAY_HASH_SALT"', f'hash_salt_secret_id = "{salt["Name"]}"'),
+    ]:
+        assert old in text, old
+        text = text.replace(old, new)
+    spec.write_text(text)
+
+
+def _run(spec: Path, output: str, *extra: str) -> None:
     env = {
-        **os.environ,
-        "SLUICEWAY_TPCH_PASSWORD": password,
-        "SLUICEWAY_HASH_SALT": "test-salt",
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("SLUICEWAY_TPCH_PASSWORD", "SLUICEWAY_HASH_SALT")
+        },
         "SLUICEWAY_SHUFFLE_PARTITIONS": "2",  # two cores, small data: fewer files to move on S3
     }
     result = subprocess.run(
@@ -49,14 +78,14 @@ def _run(spec: Path, output: str, password: str, *extra: str) -> None:
     assert re.search(r"^run \S+: succeeded, 6 datasets", result.stdout, re.M), result.stdout
 
 
-def _expected_layout(conninfo: str, schema: str, table: str, column: str, y: str, m: str):
+def _months(conninfo: str, schema: str, table: str, column: str) -> set[tuple[int, int]]:
     rows = query(
         conninfo,
         schema,
         f"SELECT DISTINCT EXTRACT(YEAR FROM {column})::int, EXTRACT(MONTH FROM {column})::int "
         f"FROM {table}",
     )
-    return {f"{y}={year}/{m}={month}" for year, month in rows}
+    return {(year, month) for year, month in rows}
 
 
 def _local_copy(s3_client, bucket: str, prefix: str, tmp_path: Path) -> str:
@@ -77,20 +106,39 @@ def test_demo_pipeline_on_s3_writes_exactly_the_source_rows_in_the_spec_layout(
     database = f"tpch_it_{uuid.uuid4().hex[:8]}"
     spec = demo_spec(tmp_path, schema, pg_conn_info.port, glue_database=database)
     output = f"s3://{s3_bucket}/tpch_demo"
-    _run(spec, output, pg_conn_info.password)
+    _with_secrets(spec, pg_conn_info.password)
+    _run(spec, output, "--iceberg-catalog", "glue")
+    glue = boto3.client("glue")
+    warehouse = f"{output}/warehouse/{database}.db"
 
-    # Layout: the spec's partition columns, one directory per value in the source.
-    for prefix, (table, column, y, m) in PARTITIONED.items():
-        written = partition_dirs(s3_client, s3_bucket, f"tpch_demo/{prefix}")
-        assert written == _expected_layout(conninfo, schema, table, column, y, m), prefix
-    years = partition_dirs(s3_client, s3_bucket, "tpch_demo/gold/revenue_by_nation_daily")
+    # Layout. Parquet (bronze): the spec's partition columns, one directory per month.
+    lines_layout = partition_dirs(s3_client, s3_bucket, "tpch_demo/bronze/lineitem")
+    assert lines_layout == {
+        f"ship_year={y}/ship_month={m}"
+        for y, m in _months(conninfo, schema, "lineitem", "l_shipdate")
+    }
+    # Iceberg: a Glue table of type ICEBERG pointing at its metadata in the warehouse, with
+    # orders partitioned by Iceberg's months(o_orderdate), the gold tables by their columns.
+    for name in ICEBERG:
+        params = glue.get_table(DatabaseName=database, Name=name)["Table"]["Parameters"]
+        assert params["table_type"].upper() == "ICEBERG", name
+        assert params["metadata_location"].startswith(f"{warehouse}/{name}/metadata/"), name
+    order_months = _months(conninfo, schema, "orders", "o_orderdate")
+    data = f"tpch_demo/warehouse/{database}.db"
+    assert partition_dirs(s3_client, s3_bucket, f"{data}/orders/data") == {
+        f"o_orderdate_month={y}-{m:02d}" for y, m in order_months
+    }
+    assert partition_dirs(s3_client, s3_bucket, f"{data}/order_lines/data") == {
+        f"order_year={y}/order_month={m}" for y, m in order_months
+    }
+    years = partition_dirs(s3_client, s3_bucket, f"{data}/revenue_by_nation_daily/data")
     assert years == {f"order_year={y}" for y in range(1992, 1999)}
-    assert partition_dirs(s3_client, s3_bucket, "tpch_demo/silver/customer") == set()
 
     # Rows: exactly the source's, values and types intact.
-    orders = spark.read.parquet(
-        _local_copy(s3_client, s3_bucket, "tpch_demo/silver/orders", tmp_path)
-    )
+    catalog = load_spec(spec, output, iceberg_catalog="glue").catalogs["lake"]
+    catalog = replace(catalog, name=f"demo_{uuid.uuid4().hex[:8]}")  # this test's own
+    register_catalog(spark, catalog)
+    orders = spark.table(f"{catalog.name}.{database}.orders")
     got = sorted(tuple(r) for r in orders.select(*ORDER_COLUMNS).collect())
     assert got == sorted(query(conninfo, schema, f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders"))
     lines = spark.read.parquet(
@@ -98,9 +146,13 @@ def test_demo_pipeline_on_s3_writes_exactly_the_source_rows_in_the_spec_layout(
     )
     got = sorted(tuple(r) for r in lines.select(*LINE_COLUMNS).collect())
     assert got == sorted(query(conninfo, schema, f"SELECT {', '.join(LINE_COLUMNS)} FROM lineitem"))
-    revenue = spark.read.parquet(
-        _local_copy(s3_client, s3_bucket, "tpch_demo/gold/revenue_by_nation_daily", tmp_path)
-    )
+    # The PII columns hashed with the salt from the secret.
+    customers = spark.table(f"{catalog.name}.{database}.customer").select("c_custkey", "c_name")
+    names = dict(query(conninfo, schema, "SELECT c_custkey, c_name FROM customer"))
+    assert {r[0]: r[1] for r in customers.collect()} == {
+        key: hashlib.sha256((SALT + name).encode()).hexdigest() for key, name in names.items()
+    }
+    revenue = spark.table(f"{catalog.name}.{database}.revenue_by_nation_daily")
     by_nation = {
         r[0].rstrip(): r[1] for r in revenue.groupBy("nation_name").sum("revenue").collect()
     }
@@ -113,19 +165,16 @@ def test_demo_pipeline_on_s3_writes_exactly_the_source_rows_in_the_spec_layout(
     assert report["status"] == "succeeded"
     assert {t["name"]: t["rows_written"] for t in report["tables"]}["lineitem"] == len(got)
 
-    # Every dataset has its Glue table, partitioned exactly like the objects.
-    glue = boto3.client("glue")
-    for prefix in (*PARTITIONED, "gold/revenue_by_nation_daily"):
-        name = prefix.split("/")[1]
-        table = glue.get_table(DatabaseName=database, Name=name)["Table"]
-        assert table["StorageDescriptor"]["Location"] == f"{output}/{prefix}/"
-        keys = [k["Name"] for k in table["PartitionKeys"]]
-        pages = glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=name)
-        registered = {
-            "/".join(f"{k}={v}" for k, v in zip(keys, p["Values"], strict=True))
-            for page in pages
-            for p in page["Partitions"]
-        }
-        assert registered == partition_dirs(s3_client, s3_bucket, f"tpch_demo/{prefix}"), name
-    customer = glue.get_table(DatabaseName=database, Name="customer")["Table"]
-    assert customer["PartitionKeys"] == []
+    # The Parquet dataset's Glue table is partitioned exactly like its objects.
+    table = glue.get_table(DatabaseName=database, Name="lineitem")["Table"]
+    assert table["StorageDescriptor"]["Location"] == f"{output}/bronze/lineitem/"
+    keys = [k["Name"] for k in table["PartitionKeys"]]
+    pages = glue.get_paginator("get_partitions").paginate(
+        DatabaseName=database, TableName="lineitem"
+    )
+    registered = {
+        "/".join(f"{k}={v}" for k, v in zip(keys, p["Values"], strict=True))
+        for page in pages
+        for p in page["Partitions"]
+    }
+    assert registered == lines_layout

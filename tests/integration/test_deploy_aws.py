@@ -14,6 +14,7 @@ import hashlib
 import json
 import shlex
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import boto3
@@ -23,6 +24,7 @@ from sluiceway import cli
 from sluiceway.deploy.aws import AwsClients
 from sluiceway.deploy.emr import EmrSubmitOptions, driver_log_uri, submit_emr_job
 from sluiceway.deploy.glue import GlueJobOptions, deploy_glue_job
+from sluiceway.deploy.network import Network
 from sluiceway.deploy.package import ArtifactSet, build_artifacts
 from sluiceway.errors import DeployError, SpecError
 from sluiceway.runtimes.spec_location import read_spec_location
@@ -41,9 +43,35 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO_SPEC = ROOT / "pipelines" / "tpch_demo.toml"
 
 
+# The demo's Iceberg tables are in its default hadoop catalog at <output>/warehouse, which a
+# deployed job must find on S3: the demo spec is deployed with its output there.
+DEMO_OUTPUT = "s3://lake/tpch_demo"
+DEMO_ICEBERG_CONF = [
+    "spark.sql.extensions=org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+    "spark.sql.catalog.lake=org.apache.iceberg.spark.SparkCatalog",
+    f"spark.sql.catalog.lake.warehouse={DEMO_OUTPUT}/warehouse",
+    "spark.sql.catalog.lake.type=hadoop",
+]
+
+
+def deployable_demo(text: str) -> str:
+    """The demo spec as a cluster can run it: output on S3, password and salt from Secrets
+    Manager (a Glue or EMR job has no environment variables for them)."""
+    for old, new in [
+        ('output = "out/tpch_demo"', f'output = "{DEMO_OUTPUT}"'),
+        ('password_env = "SLUICEWAY_TPCH_PASSWORD"', 'secret_id = "sluiceway/tpch"'),
+        ('hash_salt_env = "SLUICEWAY_HASH_SALT"', 'hash_salt_secret_id = "sluiceway/salt"'),
+    ]:
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory) -> ArtifactSet:
-    return build_artifacts(DEMO_SPEC, tmp_path_factory.mktemp("dist"))
+    spec = tmp_path_factory.mktemp("spec") / DEMO_SPEC.name
+    spec.write_text(deployable_demo(DEMO_SPEC.read_text()))
+    return build_artifacts(spec, tmp_path_factory.mktemp("dist"))
 
 
 @pytest.fixture
@@ -116,6 +144,8 @@ def expected_glue_definition(bucket: str, artifacts: ArtifactSet, role: str) -> 
             "--enable-continuous-cloudwatch-log": "true",
             "--job-bookmark-option": "job-bookmark-disable",
             "--job-language": "python",
+            "--datalake-formats": "iceberg",
+            "--conf": " --conf ".join(DEMO_ICEBERG_CONF),
         },
         "MaxRetries": 0,
         "Timeout": 120,
@@ -279,12 +309,14 @@ def expected_start_job_run(bucket, artifacts, app_id, role, token) -> dict:
                 "sparkSubmitParameters": (
                     f"--py-files {base}/sluiceway-{artifacts.version}.zip "
                     f"--jars {base}/jars/postgresql-42.7.14.jar,{base}/jars/mysql-connector-j-9.7.0.jar,"
-                    f"{base}/jars/redshift-jdbc42-2.3.0.jar "
+                    f"{base}/jars/redshift-jdbc42-2.3.0.jar,"
+                    "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar "
                     f"--conf spark.emr-serverless.driverEnv.PYSPARK_PYTHON={python} "
                     f"--conf spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON={python} "
                     f"--conf spark.executorEnv.PYSPARK_PYTHON={python} "
                     "--conf spark.emr-serverless.driverEnv.TZ=UTC "
-                    "--conf spark.executorEnv.TZ=UTC"
+                    "--conf spark.executorEnv.TZ=UTC "
+                    + " ".join(f"--conf {conf}" for conf in DEMO_ICEBERG_CONF)
                 ),
             }
         },
@@ -545,7 +577,7 @@ def test_an_unreadable_spec_location_is_one_clear_error(bucket, where, message):
 # ---------------------------------------------------------------------------------------
 # A spec with Iceberg sinks: the platform's Iceberg, the catalogs as --conf, no jar, no secret
 
-ICEBERG_PASSWORD = "iceberg-catalog-pw-7f3a"  # the jdbc catalog's password, in the env only
+ICEBERG_PASSWORD = "iceberg-catalog-pw-7f3a"  # the jdbc catalog's password, in the secret only
 ICEBERG_SPEC = """
 [pipeline]
 name = "ice_deploy"
@@ -556,7 +588,7 @@ engine = "postgresql"
 host = "db.example"
 database = "tpch"
 user = "loader"
-password_env = "SLUICEWAY_ICE_DEPLOY_PW"
+secret_id = "SECRET_ID"
 
 [catalogs.lake]
 type = "glue"
@@ -591,10 +623,19 @@ ICEBERG_CONF = [
 
 
 @pytest.fixture
-def iceberg_artifacts(tmp_path, monkeypatch) -> ArtifactSet:
-    monkeypatch.setenv("SLUICEWAY_ICE_DEPLOY_PW", ICEBERG_PASSWORD)
+def iceberg_secret(aws):
+    """The jdbc catalog's login in Secrets Manager (moto): deploy must never copy it out."""
+    name = unique("ice-deploy")
+    aws_secret = boto3.client("secretsmanager")
+    aws_secret.create_secret(Name=name, SecretString=json.dumps({"password": ICEBERG_PASSWORD}))
+    yield name
+    aws_secret.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+
+
+@pytest.fixture
+def iceberg_artifacts(tmp_path, iceberg_secret) -> ArtifactSet:
     spec = tmp_path / "ice_deploy.toml"
-    spec.write_text(ICEBERG_SPEC, encoding="utf-8")
+    spec.write_text(ICEBERG_SPEC.replace("SECRET_ID", iceberg_secret), encoding="utf-8")
     return build_artifacts(spec, tmp_path / "dist")
 
 
@@ -646,9 +687,8 @@ def test_a_local_iceberg_warehouse_is_refused_before_anything_is_uploaded(
     aws, run_cli, tmp_path, bucket, glue_role, emr_role, emr_app, platform
 ):
     spec = tmp_path / "ice_local.toml"
-    spec.write_text(
-        ICEBERG_SPEC.replace('"s3://lake/meta"', f'"{tmp_path / "meta"}"'), encoding="utf-8"
-    )
+    text = ICEBERG_SPEC.replace("SECRET_ID", "sluiceway/ice")
+    spec.write_text(text.replace('"s3://lake/meta"', f'"{tmp_path / "meta"}"'), encoding="utf-8")
     name = unique("ice-local")
     if platform == "glue":
         argv = ["deploy", "glue", str(spec), "--out", str(tmp_path / "dist"), "--job-name", name,
@@ -668,3 +708,397 @@ def test_a_local_iceberg_warehouse_is_refused_before_anything_is_uploaded(
     assert uploaded_keys(aws, bucket) == []
     assert name not in aws.glue.list_jobs()["JobNames"]
     assert job_runs(aws, emr_app) == runs_before
+
+
+# ---------------------------------------------------------------------------------------
+# What a cluster run cannot have: environment variables, a local output or state
+
+
+@pytest.mark.parametrize("platform", ["glue", "emr"])
+def test_a_spec_reading_the_environment_or_writing_locally_is_refused_before_upload(
+    aws, run_cli, tmp_path, bucket, glue_role, emr_role, emr_app, platform
+):
+    # The stock demo spec: password and salt from environment variables, output on disk.
+    name = unique("env-local")
+    common = [str(DEMO_SPEC), "--out", str(tmp_path / "dist"), "--bucket", bucket]
+    if platform == "glue":
+        argv = ["deploy", "glue", *common, "--job-name", name, "--role", glue_role]
+    else:
+        argv = ["submit", "emr", *common, "--application", emr_app, "--role", emr_role]
+    runs_before = job_runs(aws, emr_app)
+
+    code, out, err = run_cli(*argv)
+
+    errors = [line for line in err.splitlines() if line.startswith("sluiceway: error:")]
+    assert code == 1 and len(errors) == 1, err
+    for key in [
+        "connections.tpch.password_env: ",
+        "$SLUICEWAY_TPCH_PASSWORD",
+        "set secret_id",
+        "pipeline.hash_salt_env: ",
+        "set hash_salt_secret_id",
+        "pipeline.output: out/tpch_demo is a local path",
+        "give --output s3://bucket/prefix",
+        "pipeline.state: out/tpch_demo/_state is a local path",
+    ]:
+        assert key in errors[0], (key, errors[0])
+    assert uploaded_keys(aws, bucket) == []
+    assert name not in aws.glue.list_jobs()["JobNames"]
+    assert job_runs(aws, emr_app) == runs_before
+
+
+def test_output_and_state_overrides_reach_the_glue_job_and_the_emr_run(
+    aws, run_cli, tmp_path, bucket, glue_role, emr_role, emr_app
+):
+    # A deployable spec except for its local output: --output and --state make it runnable.
+    spec = tmp_path / DEMO_SPEC.name
+    spec.write_text(deployable_demo(DEMO_SPEC.read_text()).replace(DEMO_OUTPUT, "out/tpch_demo"))
+    output, state = "s3://lake/override", "s3://lake/override-state"
+    job = unique("override")
+    common = [str(spec), "--out", str(tmp_path / "dist"), "--bucket", bucket,
+              "--output", output, "--state", state]  # fmt: skip
+
+    code, _, err = run_cli("deploy", "glue", *common, "--job-name", job, "--role", glue_role)
+    assert code == 0, err
+    args = aws.glue.get_job(JobName=job)["Job"]["DefaultArguments"]
+    assert (args["--output"], args["--state"]) == (output, state)
+    # The Iceberg catalog's warehouse follows the overridden output.
+    assert f"spark.sql.catalog.lake.warehouse={output}/warehouse" in args["--conf"]
+
+    code, out, err = run_cli("submit", "emr", *common, "--application", emr_app,
+                             "--role", emr_role, "--no-wait")  # fmt: skip
+    assert code == 0, err
+    run = job_runs(aws, emr_app)[0]
+    stored = aws.emr.get_job_run(applicationId=emr_app, jobRunId=run["id"])["jobRun"]
+    arguments = stored["jobDriver"]["sparkSubmit"]["entryPointArguments"]
+    assert arguments[2:6] == ["--output", output, "--state", state]
+
+
+# ---------------------------------------------------------------------------------------
+# Network: the VPC path to a database (moto keeps Glue connections, EC2 subnets and an EMR
+# Serverless application's networkConfiguration, so all of it is read back from moto)
+
+
+@pytest.fixture
+def vpc(aws) -> tuple[str, str, str]:
+    """A subnet (and its availability zone) and a security group in a new VPC."""
+    ec2 = aws.ec2
+    vpc_id = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.42.1.0/24")["Subnet"]
+    group = ec2.create_security_group(
+        GroupName=unique("etl"), Description="Sluiceway jobs", VpcId=vpc_id
+    )["GroupId"]
+    return subnet["SubnetId"], subnet["AvailabilityZone"], group
+
+
+def test_deploy_glue_creates_a_network_connection_from_a_subnet_and_attaches_it(
+    aws, artifacts, bucket, glue_role, vpc, tmp_path
+):
+    subnet, zone, group = vpc
+    job = unique("net")
+    network = Network((subnet,), (group,))
+    options = GlueJobOptions(
+        job_name=job, role=glue_role, bucket=bucket, connections=("rds-orders",), network=network
+    )
+    add_update_job_shim(aws.glue)
+    calls = record_calls(aws.glue)
+    deploy_glue_job(aws, artifacts, options)
+    deploy_glue_job(aws, artifacts, options)  # a redeploy keeps the same connection
+
+    created = [params for op, params in calls if op == "CreateConnection"]
+    # One NETWORK connection (moto's GetConnection leaves ConnectionType out: read what was sent).
+    assert [c["ConnectionInput"]["ConnectionType"] for c in created] == ["NETWORK"]
+    connection = aws.glue.get_connection(Name=f"{job}-network")["Connection"]
+    assert connection["PhysicalConnectionRequirements"] == {
+        "SubnetId": subnet,
+        "SecurityGroupIdList": [group],
+        "AvailabilityZone": zone,
+    }
+    stored = aws.glue.get_job(JobName=job)["Job"]
+    assert stored["Connections"]["Connections"] == ["rds-orders", f"{job}-network"]
+
+    # The same name with another subnet is refused before anything is uploaded.
+    other = aws.ec2.create_subnet(
+        VpcId=aws.ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["VpcId"],
+        CidrBlock="10.42.2.0/24",
+    )["Subnet"]["SubnetId"]
+    second = unique("net-bucket")
+    aws.s3.create_bucket(Bucket=second)
+    moved = GlueJobOptions(
+        job_name=job,
+        role=glue_role,
+        bucket=second,
+        network=Network((other,), (group,)),
+        network_connection=f"{job}-network",
+    )
+    with pytest.raises(DeployError, match=rf"Glue connection {job}-network exists with subnet "):
+        deploy_glue_job(aws, artifacts, moved)
+    assert uploaded_keys(aws, second) == []
+    aws.s3.delete_bucket(Bucket=second)
+
+
+def test_submit_emr_creates_an_application_in_the_vpc_and_refuses_another_network(
+    aws, artifacts, bucket, emr_role, vpc
+):
+    subnet, _, group = vpc
+    name = unique("sluiceway-vpc")
+    options = EmrSubmitOptions(
+        application=name,
+        role=emr_role,
+        bucket=bucket,
+        create_application=True,
+        network=Network((subnet,), (group,)),
+    )
+    first = submit_emr_job(aws, artifacts, options)
+    try:
+        app = aws.emr.get_application(applicationId=first.application.id)["application"]
+        assert app["networkConfiguration"] == {"subnetIds": [subnet], "securityGroupIds": [group]}
+        elsewhere = replace(options, network=Network((subnet,), ("sg-0123456789abcdef0",)))
+        with pytest.raises(DeployError, match=rf"application {name} exists with network "):
+            submit_emr_job(aws, artifacts, elsewhere)
+    finally:
+        delete_application(first.application.id)
+
+
+@pytest.mark.parametrize(
+    ("network", "create", "message"),
+    [
+        (Network(("subnet-0123456789abcdef0",), ()), True, "--subnet and --security-group go"),
+        (Network(("subnet-1",), ("sg-0123456789abcdef0",)), True, "--subnet 'subnet-1': expected"),
+        (
+            Network(("subnet-0123456789abcdef0",), ("sg-0123456789abcdef0",)),
+            False,
+            "add --create-application",
+        ),
+    ],
+)
+def test_bad_network_options_are_refused_before_any_call(network, create, message):
+    options = EmrSubmitOptions(
+        application="a", role="r", bucket="b", create_application=create, network=network
+    )
+    with pytest.raises(DeployError, match=message):
+        options.validate()
+
+
+# ---------------------------------------------------------------------------------------
+# Stream jobs: a Glue streaming job, an EMR Serverless STREAMING-mode run
+
+STREAM_SPEC = """
+[pipeline]
+name = "clicks"
+output = "s3://lake/clicks"
+
+[source]
+kind = "kinesis"
+stream = "clicks"
+region = "eu-west-1"
+
+[events]
+schema = "event_id string, event_time timestamp"
+event_id = "event_id"
+event_time = "event_time"
+
+[trigger]
+mode = "interval"
+interval_seconds = 60
+"""
+
+
+@pytest.fixture
+def stream_artifacts(tmp_path) -> ArtifactSet:
+    spec = tmp_path / "clicks.toml"
+    spec.write_text(STREAM_SPEC, encoding="utf-8")
+    return build_artifacts(spec, tmp_path / "dist")
+
+
+def test_deploy_glue_of_a_stream_spec_creates_a_glue_streaming_job(
+    aws, stream_artifacts, bucket, glue_role
+):
+    calls = record_calls(aws.glue)
+    job = unique("clicks")
+    deploy_glue_job(
+        aws,
+        stream_artifacts,
+        GlueJobOptions(job_name=job, role=glue_role, bucket=bucket, checkpoint="s3://lake/ck"),
+    )
+
+    base = base_uri(bucket, stream_artifacts)
+    (sent,) = [params for op, params in calls if op == "CreateJob"]
+    assert sent["Command"] == {
+        "Name": "gluestreaming",
+        "ScriptLocation": f"{base}/jobs/glue_stream.py",
+        "PythonVersion": "3",
+    }
+    assert sent["DefaultArguments"] == {
+        "--spec": f"{base}/pipelines/clicks.toml",
+        "--checkpoint": "s3://lake/ck",
+        "--extra-py-files": f"{base}/sluiceway-{stream_artifacts.version}.zip",
+        "--TempDir": f"s3://{bucket}/sluiceway/glue-temp/",
+        "--enable-metrics": "true",
+        "--enable-continuous-cloudwatch-log": "true",
+        "--job-bookmark-option": "job-bookmark-disable",
+        "--job-language": "python",
+    }
+    assert "Timeout" not in sent  # a streaming job runs until it is stopped
+    stored = aws.glue.get_job(JobName=job)["Job"]
+    assert stored["Command"]["Name"] == "gluestreaming"
+    assert stored["DefaultArguments"] == sent["DefaultArguments"]
+    assert not [k for k in uploaded_keys(aws, bucket) if k.endswith(".jar")]
+
+
+def test_submit_emr_of_a_stream_spec_starts_a_streaming_mode_run(
+    aws, stream_artifacts, bucket, emr_role, emr_app
+):
+    # moto 5.2.5 accepts StartJobRun's `mode` but neither keeps nor returns it, so the mode
+    # is checked in the request sent; the rest is read back from moto too.
+    calls = record_calls(aws.emr)
+    submission = submit_emr_job(
+        aws,
+        stream_artifacts,
+        EmrSubmitOptions(application=emr_app, role=emr_role, bucket=bucket),
+    )
+
+    (sent,) = [params for op, params in calls if op == "StartJobRun"]
+    base = base_uri(bucket, stream_artifacts)
+    assert sent["mode"] == "STREAMING"
+    assert "executionTimeoutMinutes" not in sent  # a stream runs until it is cancelled
+    driver = sent["jobDriver"]["sparkSubmit"]
+    assert driver["entryPoint"] == f"{base}/jobs/emr_stream.py"
+    assert driver["entryPointArguments"] == [
+        f"{base}/pipelines/clicks.toml",
+        "--reader",
+        "aws-kinesis",
+    ]
+    params = shlex.split(driver["sparkSubmitParameters"])
+    assert params[params.index("--jars") + 1] == (
+        "/usr/share/aws/kinesis/spark-sql-kinesis/lib/spark-streaming-sql-kinesis-connector.jar"
+    )
+    stored = aws.emr.get_job_run(applicationId=emr_app, jobRunId=submission.run_id)["jobRun"]
+    assert stored["jobDriver"] == sent["jobDriver"]
+
+
+@pytest.mark.parametrize("platform", ["glue", "emr"])
+def test_a_stream_that_cannot_run_deployed_is_refused_before_upload(
+    aws, run_cli, tmp_path, bucket, glue_role, emr_role, emr_app, platform
+):
+    spec = tmp_path / "clicks.toml"
+    spec.write_text(
+        STREAM_SPEC.replace('"s3://lake/clicks"', f'"{tmp_path / "out"}"').replace(
+            'mode = "interval"', 'mode = "available_now"'
+        ),
+        encoding="utf-8",
+    )
+    name = unique("clicks-local")
+    common = [str(spec), "--out", str(tmp_path / "dist"), "--bucket", bucket]
+    if platform == "glue":
+        argv = ["deploy", "glue", *common, "--job-name", name, "--role", glue_role]
+    else:
+        argv = ["submit", "emr", *common, "--application", emr_app, "--role", emr_role]
+    runs_before = job_runs(aws, emr_app)
+
+    code, out, err = run_cli(*argv)
+
+    errors = [line for line in err.splitlines() if line.startswith("sluiceway: error:")]
+    assert code == 1 and len(errors) == 1, err
+    for key in [
+        f"pipeline.output: {tmp_path / 'out'} is a local path",
+        "trigger.checkpoint: ",
+        "give --checkpoint s3://bucket/prefix",
+        "trigger.mode: available_now; ",
+    ]:
+        assert key in errors[0], (key, errors[0])
+    assert uploaded_keys(aws, bucket) == []
+    assert name not in aws.glue.list_jobs()["JobNames"]
+    assert job_runs(aws, emr_app) == runs_before
+
+
+# ---------------------------------------------------------------------------------------
+# Per-target sets: built for one platform, refused by another
+
+
+def test_deploy_glue_of_a_spec_packages_for_the_jobs_glue_version(
+    aws, run_cli, tmp_path, bucket, glue_role
+):
+    spec = tmp_path / DEMO_SPEC.name
+    spec.write_text(deployable_demo(DEMO_SPEC.read_text()))
+    job = unique("tpch6")
+
+    code, out, err = run_cli(
+        "deploy", "glue", str(spec), "--out", str(tmp_path / "dist"), "--job-name", job,
+        "--role", glue_role, "--bucket", bucket, "--glue-version", "6.0",
+    )  # fmt: skip
+
+    assert code == 0, err
+    assert "for glue-6.0 (Spark 4.1.1, Scala 2.13, Python 3.13)" in out
+    stored = aws.glue.get_job(JobName=job)["Job"]
+    assert stored["GlueVersion"] == "6.0"
+    # Glue has the JDBC drivers on its class path, ahead of --extra-jars: none is shipped.
+    assert "--extra-jars" not in stored["DefaultArguments"]
+    keys = uploaded_keys(aws, bucket)
+    manifest_key = next(k for k in keys if k.endswith("/manifest.json"))
+    manifest = json.loads(aws.s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
+    assert manifest["target"]["name"] == "glue-6.0"
+    assert not [k for k in keys if k.endswith(".jar")]
+
+    # The same set deployed again without --glue-version keeps its target's version.
+    root = next(p for p in (tmp_path / "dist").iterdir() if p.name.startswith("sluiceway-"))
+    code, out, err = run_cli(
+        "deploy", "glue", "--artifacts", str(root), "--job-name", unique("tpch6"),
+        "--role", glue_role, "--bucket", bucket,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "Glue 6.0 (Spark 4.1.1, Python 3.13)" in out
+
+
+def test_a_set_built_for_another_target_is_refused_before_upload(
+    aws, tmp_path, bucket, glue_role, emr_role, emr_app
+):
+    spec = tmp_path / DEMO_SPEC.name
+    spec.write_text(deployable_demo(DEMO_SPEC.read_text()))
+    glue6 = build_artifacts(spec, tmp_path / "dist", "glue-6.0")
+    emr7 = build_artifacts(spec, tmp_path / "dist", "emr-7")
+    emr8 = build_artifacts(spec, tmp_path / "dist", "emr-spark-8")
+    job = unique("mismatch")
+
+    with pytest.raises(DeployError) as glue_version:
+        deploy_glue_job(aws, glue6, GlueJobOptions(job_name=job, role=glue_role, bucket=bucket))
+    with pytest.raises(DeployError) as emr_on_glue:
+        deploy_glue_job(aws, emr7, GlueJobOptions(job_name=job, role=glue_role, bucket=bucket))
+    with pytest.raises(DeployError) as line:  # moto has no emr-spark-8 application
+        submit_emr_job(
+            aws, emr8, EmrSubmitOptions(application=emr_app, role=emr_role, bucket=bucket)
+        )
+    with pytest.raises(DeployError) as glue_on_emr:
+        submit_emr_job(
+            aws, glue6, EmrSubmitOptions(application=emr_app, role=emr_role, bucket=bucket)
+        )
+
+    assert str(glue_version.value) == (
+        "the artifact set was built for glue-6.0 (Spark 4.1.1, Scala 2.13, Python 3.13), but "
+        "the Glue job runs Glue 5.1, glue-5.1 (Spark 3.5.6, Scala 2.12, Python 3.11): rebuild "
+        "it with `sluiceway package --target glue-5.1` (or deploy with --glue-version 6.0)"
+    )
+    assert "built for emr-7 (Spark 3.5, Scala 2.12, Python 3.11), not for Glue" in str(
+        emr_on_glue.value
+    )
+    assert str(line.value) == (
+        "the artifact set was built for emr-spark-8 (Spark 4.0.2, Scala 2.13, Python 3.11), "
+        f"but EMR Serverless application {emr_app} runs emr-7.11.0: rebuild it with "
+        "`sluiceway package --target emr-7`"
+    )
+    assert f"application {emr_app} runs emr-7.11.0: rebuild it with" in str(glue_on_emr.value)
+    assert "--target emr-7`" in str(glue_on_emr.value)
+    assert uploaded_keys(aws, bucket) == []
+    assert job not in aws.glue.list_jobs()["JobNames"]
+    assert job_runs(aws, emr_app) == []
+
+    # The matching pair runs: an EMR set carries the JDBC drivers (EMR has none on its path).
+    submission = submit_emr_job(
+        aws, emr7, EmrSubmitOptions(application=emr_app, role=emr_role, bucket=bucket)
+    )
+    assert [j.coordinate.split(":")[1] for j in emr7.jars] == [
+        "postgresql",
+        "mysql-connector-j",
+        "redshift-jdbc42",
+    ]
+    assert len(submission.uploaded.jar_uris) == 3

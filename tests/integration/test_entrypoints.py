@@ -1,7 +1,8 @@
 """jobs/glue_batch.py and jobs/emr_batch.py, unchanged, under local spark-submit.
 
 Both run the demo pipeline against the real PostgreSQL (TPC-H SF 0.01 in a fresh schema),
-side by side, and must write the same rows to every dataset. The Glue script gets its
+side by side, and must write the same rows to every dataset, where their --output and
+--state arguments (not the spec) say. The Glue script gets its
 arguments from the real awsglue package and, without Glue's JVM classes, the GlueContext
 and Job stand-ins of sluiceway.runtimes.glue.
 """
@@ -20,7 +21,10 @@ from psycopg import sql
 
 from sluiceway import jars
 from sluiceway.demo.tpch_db import load
+from sluiceway.iceberg_conf import ICEBERG_EXTENSIONS
 from sluiceway.spec import load_spec
+
+from .tpch import demo_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 SCALE = 0.01
@@ -29,12 +33,16 @@ SUBMIT_TIMEOUT_S = 1200
 
 
 def spark_submit(script: str, *args: str) -> list[str]:
-    """The command line scripts/demo.sh uses, with the test venv's spark-submit."""
+    """The command line scripts/demo.sh uses, with the test venv's spark-submit. Iceberg's
+    runtime is on the class path and its extensions on, as the platforms have them
+    (`deploy glue` / `submit emr` pass the extensions; the jobs do not add them)."""
     log_conf = ROOT / "lib" / "sluiceway" / "runtimes" / "log4j2.properties"
     return [
         str(Path(sys.executable).parent / "spark-submit"),
         "--master", "local[2]",
         "--jars", ",".join(str(p) for p in jars.local_jar_paths()),
+        "--driver-class-path", os.pathsep.join(str(p) for p in jars.iceberg_jar_paths()),
+        "--conf", f"spark.sql.extensions={ICEBERG_EXTENSIONS}",
         "--driver-memory", "2g",
         "--driver-java-options", f"-Duser.timezone=UTC -Dlog4j2.configurationFile={log_conf.as_uri()}",
         "--conf", "spark.ui.enabled=false",
@@ -61,7 +69,8 @@ def demo_spec(tmp_path: Path, name: str, schema: str, port: int) -> Path:
     text = (
         text.replace('table = "public.', f'table = "{schema}.')
         .replace("port = 25432", f"port = {port}")
-        .replace('output = "out/tpch_demo"', f'output = "{tmp_path / name}"')
+        # Never written: the runs get --output and --state, as `deploy`/`submit` send them.
+        .replace('output = "out/tpch_demo"', f'output = "{tmp_path / "spec-output" / name}"')
     )
     path = tmp_path / f"{name}.toml"
     path.write_text(text)
@@ -80,6 +89,10 @@ def test_glue_and_emr_entrypoints_write_identical_outputs(
         "SLUICEWAY_HASH_SALT": "test-salt",
         "PYSPARK_PYTHON": sys.executable,
     }
+
+    def locations(run: str) -> list[str]:
+        return ["--output", str(tmp_path / run), "--state", str(tmp_path / f"{run}-state")]
+
     commands = {
         "glue": spark_submit(
             "glue_batch.py",
@@ -89,8 +102,9 @@ def test_glue_and_emr_entrypoints_write_identical_outputs(
             str(glue_spec),
             "--full_refresh",
             "false",
+            *locations("glue"),
         ),  # fmt: skip
-        "emr": spark_submit("emr_batch.py", "--spec", str(emr_spec)),
+        "emr": spark_submit("emr_batch.py", "--spec", str(emr_spec), *locations("emr")),
     }
     # Side by side: most of each run is JVM start-up and JDBC round trips, not CPU.
     procs = {
@@ -109,6 +123,11 @@ def test_glue_and_emr_entrypoints_write_identical_outputs(
     assert "using the local GlueContext stand-in" in glue_log
     assert "glue job sluiceway-local: committed (local stand-in)" in glue_log
 
+    # The overrides, not the spec, placed the data and the watermarks.
+    assert not (tmp_path / "spec-output").exists()
+    for run in ("glue", "emr"):
+        assert list((tmp_path / f"{run}-state" / "tpch_demo" / "tables").iterdir()), run
+
     spec = load_spec(glue_spec)
     names = [t.name for t in spec.tables] + [o.name for o in spec.outputs]
     assert len(names) == 6
@@ -116,10 +135,9 @@ def test_glue_and_emr_entrypoints_write_identical_outputs(
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
         (orders,) = conn.execute("SELECT COUNT(*) FROM orders").fetchone()
     for name in names:
-        rel = Path(spec.dataset_path(name)).relative_to(tmp_path / "glue")
         frames = []
-        for run in ("glue", "emr"):
-            df = spark.read.parquet(str(tmp_path / run / rel))
+        for run, run_spec in (("glue", glue_spec), ("emr", emr_spec)):
+            df = demo_dataset(spark, run_spec, tmp_path / run, name)
             frames.append(df.drop(*[c for c in AUDIT_COLUMNS if c in df.columns]))
         glue_df, emr_df = frames
         assert glue_df.schema == emr_df.schema, name

@@ -2,7 +2,10 @@
 
 A fresh venv gets pyspark (this line's version) and boto3 and nothing else; the packaged
 zip goes on --py-files and the packaged jobs/emr_batch.py runs a small pipeline against
-the real PostgreSQL under that venv's spark-submit. The wheel then installs there too.
+the real PostgreSQL under that venv's spark-submit, with one transform from a user package
+and an output whose builder lives in a user module (outside sluiceway, a module of its own),
+which imports a helper package named only in the spec's [package] table: only the zip
+carries them there. The wheel then installs there too.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 import subprocess
 import sys
 import uuid
+import zipfile
 from pathlib import Path
 
 import pyspark
@@ -68,10 +72,43 @@ def events_table(pg_conn_info):
     pg_conn_info.execute(f"DROP TABLE {table}")
 
 
+USER_TRANSFORM = """
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+
+def with_kind_length(df: DataFrame) -> DataFrame:
+    return df.withColumn("kind_length", F.length("kind"))
+"""
+
+
+# A builder in a module of its own (not a package), using a helper package it imports.
+USER_BUILDER = """
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from acme_common.names import KIND
+
+
+def count_by_kind(events: DataFrame) -> DataFrame:
+    return events.groupBy(KIND).agg(F.count(F.lit(1)).alias("events")).select(KIND, "events")
+"""
+
+
 def test_packaged_zip_runs_a_pipeline_in_a_clean_python(
-    spark, tmp_path, pg_conn_info, events_table, clean_venv
+    spark, tmp_path, pg_conn_info, events_table, clean_venv, monkeypatch
 ):
     table, rows = events_table
+    # The user's own package, importable where `package` runs, nowhere in the clean venv.
+    user = tmp_path / "user_code" / "acme_etl"
+    user.mkdir(parents=True)
+    (user / "__init__.py").write_text("")
+    (user / "columns.py").write_text(USER_TRANSFORM)
+    (user.parent / "acme_gold.py").write_text(USER_BUILDER)
+    (user.parent / "acme_common").mkdir()
+    (user.parent / "acme_common" / "__init__.py").write_text("")
+    (user.parent / "acme_common" / "names.py").write_text('KIND = "kind"\n')
+    monkeypatch.syspath_prepend(str(user.parent))
     spec_path = write_spec(
         tmp_path,
         pg_conn_info,
@@ -84,8 +121,17 @@ def test_packaged_zip_runs_a_pipeline_in_a_clean_python(
         partition_by = ["day_year", "day_month"]
         transforms = [
           {{ name = "with_date_partitions", params = {{ column = "day", prefix = "day_", grain = "month" }} }},
+          {{ name = "acme_etl.columns:with_kind_length" }},
         ]
         quality = [{{ rule = "accepted_values", column = "kind", values = ["click", "view", "buy"] }}]
+
+        [outputs.kinds]
+        builder = "acme_gold:count_by_kind"
+        inputs = ["events"]
+        sink = {{ path = "gold/kinds", mode = "overwrite" }}
+
+        [package]
+        modules = ["acme_common"]
         """,
         name="clean",
     )
@@ -115,10 +161,12 @@ def test_packaged_zip_runs_a_pipeline_in_a_clean_python(
     work = tmp_path / "work"
     work.mkdir()
 
-    # Clean: no sluiceway, no psycopg, no awsglue; then every module imports from the zip alone.
+    # Clean: no sluiceway, no user package, no psycopg, no awsglue; then every module imports
+    # from the zip alone.
     probe = (
         "import importlib.util as u; "
-        "print([m for m in ('sluiceway', 'psycopg', 'awsglue', 'chispa') if u.find_spec(m)])"
+        "print([m for m in ('sluiceway', 'acme_etl', 'acme_gold', 'acme_common', 'psycopg', "
+        "'awsglue', 'chispa') if u.find_spec(m)])"
     )
     assert run([python, "-c", probe], env, work).strip() == "[]"
     # The Kinesis Python data source needs pyspark.sql.datasource, which exists from Spark 4.0
@@ -137,6 +185,9 @@ def test_packaged_zip_runs_a_pipeline_in_a_clean_python(
     out = run([python, "-c", imports, str(zip_path)], {**env, "PYTHONPATH": str(zip_path)}, work)
     count, loaded = out.split(" ", 1)
     assert int(count) >= 30 and loaded.strip() == "[]"
+    user_files = {"acme_etl/__init__.py", "acme_etl/columns.py", "acme_gold.py"}
+    user_files |= {"acme_common/__init__.py", "acme_common/names.py"}
+    assert user_files <= set(zipfile.ZipFile(zip_path).namelist())
 
     out = run(
         [
@@ -153,11 +204,20 @@ def test_packaged_zip_runs_a_pipeline_in_a_clean_python(
         env,
         work,
     )  # fmt: skip
-    assert "succeeded, 1 datasets, 4 rows written" in out, out
+    assert "succeeded, 2 datasets, 7 rows written" in out, out
+    kinds = spark.read.parquet(str(tmp_path / "out" / "gold" / "kinds"))
+    assert sorted((r["kind"], r["events"]) for r in kinds.collect()) == [
+        ("buy", 1),
+        ("click", 2),
+        ("view", 1),
+    ]
 
     written = spark.read.parquet(str(tmp_path / "out" / "tables" / "events"))
-    got = sorted((r["id"], r["kind"], r["day_year"], r["day_month"]) for r in written.collect())
-    assert got == sorted((r[0], r[1], int(r[4][:4]), int(r[4][5:7])) for r in rows)
+    got = sorted(
+        (r["id"], r["kind"], r["kind_length"], r["day_year"], r["day_month"])
+        for r in written.collect()
+    )
+    assert got == sorted((r[0], r[1], len(r[1]), int(r[4][:4]), int(r[4][5:7])) for r in rows)
     hashed = {r["id"]: r["email"] for r in written.collect()}
     assert hashed[3] is None and len(hashed[1]) == 64 and hashed[1] != "alice@example.com"
 

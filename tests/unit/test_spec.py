@@ -33,10 +33,40 @@ def _error(text: str) -> str:
 def test_demo_spec_parses_with_paths_under_the_output_root():
     spec = load_spec("pipelines/tpch_demo.toml", output_root="/tmp/o")
     assert [t.name for t in spec.tables] == ["nation", "customer", "orders", "lineitem"]
-    assert spec.table("orders").sink.path == "/tmp/o/silver/orders"
+    # Silver and gold: Iceberg tables in the default hadoop catalog; bronze: Parquet.
+    assert spec.table("orders").sink.path == "/tmp/o/warehouse/tpch_demo/orders"
+    assert spec.table("orders").sink.identifier == "lake.tpch_demo.orders"
+    assert spec.catalogs["lake"].type == "hadoop"
     assert spec.state_location == "/tmp/o/_state"
-    assert spec.dataset_path("order_lines") == "/tmp/o/gold/order_lines"
+    assert spec.dataset_path("order_lines") == "/tmp/o/warehouse/tpch_demo/order_lines"
+    assert spec.dataset_path("lineitem") == "/tmp/o/bronze/lineitem"
+    assert spec.table("lineitem").catalog is not None
     assert spec.table("lineitem").split_strategy == "quantiles"
+
+
+def test_iceberg_catalog_glue_turns_the_default_catalog_into_a_glue_catalog():
+    spec = load_spec("pipelines/tpch_demo.toml", output_root="s3a://lake/o", iceberg_catalog="glue")
+    lake = spec.catalogs["lake"]
+    assert (lake.type, lake.warehouse) == ("glue", "s3://lake/o/warehouse")
+    assert spec.dataset_path("orders") == "s3://lake/o/warehouse/tpch_demo.db/orders"
+    hadoop = load_spec("pipelines/tpch_demo.toml", output_root="/o", iceberg_catalog="hadoop")
+    assert hadoop.catalogs["lake"].type == "hadoop"
+
+
+def test_iceberg_catalog_glue_is_refused_off_s3_and_with_declared_catalogs():
+    with pytest.raises(SpecError) as info:
+        load_spec("pipelines/tpch_demo.toml", output_root="/o", iceberg_catalog="glue")
+    assert str(info.value) == (
+        "pipelines/tpch_demo.toml: catalogs: --iceberg-catalog glue keeps the warehouse at "
+        "<output>/warehouse, which must be on S3 (s3://bucket/prefix), got '/o/warehouse'"
+    )
+    declared = BASE + '[catalogs.lake]\ntype = "hadoop"\n'
+    with pytest.raises(SpecError) as info:
+        parse_spec(declared, "x.toml", iceberg_catalog="glue")
+    assert str(info.value) == (
+        "x.toml: catalogs: --iceberg-catalog glue sets the type of the default catalog, and "
+        "this spec declares its catalogs: set `type` in [catalogs.<name>] instead"
+    )
 
 
 def test_defaults_merge_for_keyed_tables_and_resolve_relative_paths():
@@ -123,8 +153,15 @@ def test_password_in_options_is_refused():
     assert "credentials never go in options" in _error(text)
 
 
-def test_hash_columns_require_a_salt_variable():
-    assert "hash_salt_env: required" in _error(BASE + 'hash_columns = ["c_name"]\n')
+def test_hash_columns_require_a_salt_variable_or_secret():
+    assert "hash_salt_env: required (or hash_salt_secret_id)" in _error(
+        BASE + 'hash_columns = ["c_name"]\n'
+    )
+    text = BASE.replace("[pipeline]\n", '[pipeline]\nhash_salt_secret_id = "etl/salt"\n', 1)
+    spec = parse_spec(text + 'hash_columns = ["c_name"]\n', "x.toml")
+    assert (spec.hash_salt_secret_id, spec.hash_salt_env) == ("etl/salt", None)
+    both = text.replace("[pipeline]\n", '[pipeline]\nhash_salt_env = "SALT"\n', 1)
+    assert "hash_salt_env or hash_salt_secret_id, not both" in _error(both)
 
 
 def test_bad_types_and_values_are_named():

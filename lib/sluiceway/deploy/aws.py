@@ -48,6 +48,10 @@ class AwsClients:
         return self.client("emr-serverless")
 
     @property
+    def ec2(self) -> Any:
+        return self.client("ec2")
+
+    @property
     def iam(self) -> Any:
         return self.client("iam")
 

@@ -1,8 +1,9 @@
 """`sluiceway submit emr`: upload an artifact set and start a job run on EMR Serverless.
 
 The run's driver is jobs/emr_batch.py with the set's zip on --py-files and its jars on
---jars. Logs go to S3 (monitoringConfiguration), where a failed run's driver stderr is
-read back: <logUri>/applications/<app>/jobs/<run>/SPARK_DRIVER/stderr.gz.
+--jars (a stream set: a STREAMING-mode run of jobs/emr_stream.py, see stream_jobs.py).
+Logs go to S3 (monitoringConfiguration), where a failed run's driver stderr is read back:
+<logUri>/applications/<app>/jobs/<run>/SPARK_DRIVER/stderr.gz.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import shlex
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sluiceway.deploy.aws import (
@@ -28,12 +29,26 @@ from sluiceway.deploy.aws import (
     s3_tail,
     upload_artifacts,
 )
-from sluiceway.deploy.iceberg import EMR_ICEBERG_JAR, Conf, iceberg_job_conf, packaged_spec
+from sluiceway.deploy.cluster_spec import deployed_spec, location_arguments
+from sluiceway.deploy.iceberg import EMR_ICEBERG_JAR, Conf, iceberg_job_conf
+from sluiceway.deploy.network import Network
 from sluiceway.deploy.package import EMR_ENTRYPOINT, PYFILES, SPEC, ArtifactSet
+from sluiceway.deploy.stream_jobs import (
+    EMR_KINESIS_CONNECTOR_JAR,
+    EMR_STREAMING_MODE,
+    deployed_stream_spec,
+    stream_arguments,
+)
+from sluiceway.deploy.targets import check_release_label
 from sluiceway.errors import DeployError
 
 # Release labels for an application created on demand, by Spark line.
 RELEASE_LABELS = {"3.5": "emr-7.11.0", "4.0": "emr-spark-8.0.0"}
+# The Spark line of a set's EMR target (deploy/targets.py): an application created for it.
+TARGET_LINES = {"emr-7": "3.5", "emr-spark-8": "4.0"}
+# How jobs/emr_stream.py reads Kinesis: EMR's aws-kinesis connector (7.1+), or the
+# project's Python data source ("python", Spark >= 4.0 only).
+STREAM_READERS = ("aws-kinesis", "python")
 # EMR 7.x images default to Python 3.9; Sluiceway needs 3.11 (tomllib, datetime.UTC).
 DEFAULT_PYTHON = "/usr/bin/python3.11"
 RUN_STATES_DONE = ("SUCCESS", "FAILED", "CANCELLED")
@@ -52,12 +67,23 @@ class EmrSubmitOptions:
     spark: str = "3.5"  # the line of an application created on demand
     release_label: str | None = None  # overrides RELEASE_LABELS[spark]
     python: str = DEFAULT_PYTHON
-    timeout_minutes: int = 120
+    timeout_minutes: int | None = None  # None: 120 for a batch run, none for a stream
     full_refresh: bool = False
     client_token: str | None = None
     spark_conf: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    output: str | None = None  # the run's --output override (an s3:// URI)
+    state: str | None = None  # the run's --state override (an s3:// URI)
+    network: Network = Network()  # the VPC of a new application
+    checkpoint: str | None = None  # a stream's --checkpoint override (an s3:// URI)
+    reader: str = "aws-kinesis"  # a stream's Kinesis reader (STREAM_READERS)
 
     def validate(self) -> None:
+        self.network.validate()
+        if self.network.given and not self.create_application:
+            raise DeployError(
+                "--subnet/--security-group configure an application this command creates: "
+                "add --create-application"
+            )
         if self.spark not in RELEASE_LABELS:
             raise DeployError(f"--spark {self.spark}: must be one of {', '.join(RELEASE_LABELS)}")
         if self.release_label is not None and not _SUPPORTED_RELEASE.match(self.release_label):
@@ -66,10 +92,15 @@ class EmrSubmitOptions:
                 "or emr-spark-8.x (Spark 4)"
             )
         # EMR Serverless: at least 5 minutes; from 7.11 at most 7 days and never 0.
-        if not 5 <= self.timeout_minutes <= 10080:
+        if self.timeout_minutes is not None and not 5 <= self.timeout_minutes <= 10080:
             raise DeployError(f"--timeout-minutes {self.timeout_minutes}: must be 5..10080")
         if not self.python.startswith("/") and not self.python.startswith("./"):
             raise DeployError(f"--python {self.python!r}: give the interpreter's path")
+        version = re.search(r"python(\d+)\.(\d+)$", self.python)
+        if version and (int(version[1]), int(version[2])) < (3, 11):
+            raise DeployError(f"--python {self.python}: Sluiceway needs Python 3.11 or newer")
+        if self.reader not in STREAM_READERS:
+            raise DeployError(f"--reader {self.reader}: must be one of {', '.join(STREAM_READERS)}")
         if self.client_token is not None and not 1 <= len(self.client_token) <= 64:
             raise DeployError("--client-token: 1 to 64 characters")
         for key, value in self.spark_conf:
@@ -105,6 +136,22 @@ def _check_application(app: dict[str, Any], given: str) -> None:
         )
 
 
+def _check_network(app: dict[str, Any], given: str, network: Network) -> None:
+    """An existing application keeps its network: refuse `--subnet`s it does not have."""
+    if not network.given:
+        return
+    have = app.get("networkConfiguration") or {}
+    same = sorted(have.get("subnetIds", [])) == sorted(network.subnets) and sorted(
+        have.get("securityGroupIds", [])
+    ) == sorted(network.security_groups)
+    if not same:
+        raise DeployError(
+            f"EMR Serverless application {given} exists with network {have or 'none'}; "
+            "--subnet/--security-group do not change it (update the application, or name a "
+            "new one)"
+        )
+
+
 def _application_from(app: dict[str, Any], created: bool) -> Application:
     return Application(
         str(app["applicationId"]),
@@ -129,6 +176,7 @@ def resolve_application(clients: AwsClients, options: EmrSubmitOptions) -> Appli
         )
         if found is not None:
             _check_application(found["application"], given)
+            _check_network(found["application"], given, options.network)
             return _application_from(found["application"], created=False)
     paginator = clients.emr.get_paginator("list_applications")
     matches = []
@@ -155,6 +203,7 @@ def resolve_application(clients: AwsClients, options: EmrSubmitOptions) -> Appli
             applicationId=matches[0]["id"],
         )["application"]
         _check_application(app, given)
+        _check_network(app, given, options.network)
         return _application_from(app, created=False)
     label = options.release_label or RELEASE_LABELS[options.spark]
     if not options.create_application:
@@ -170,6 +219,11 @@ def resolve_application(clients: AwsClients, options: EmrSubmitOptions) -> Appli
         name=given,
         releaseLabel=label,
         type="SPARK",
+        **(
+            {"networkConfiguration": options.network.emr_configuration()}
+            if options.network.given
+            else {}
+        ),
     )
     app = aws_call(
         f"EMR Serverless application {given}",
@@ -180,10 +234,14 @@ def resolve_application(clients: AwsClients, options: EmrSubmitOptions) -> Appli
 
 
 def spark_submit_parameters(
-    options: EmrSubmitOptions, uploaded: Uploaded, iceberg_conf: Conf = ()
+    options: EmrSubmitOptions,
+    uploaded: Uploaded,
+    iceberg_conf: Conf = (),
+    platform_jars: tuple[str, ...] = (),
 ) -> str:
     """--py-files, --jars and the driver/executor environment, as one string; with
-    `iceberg_conf`, the platform's Iceberg runtime on --jars and the settings as --conf."""
+    `iceberg_conf`, the platform's Iceberg runtime on --jars and the settings as --conf;
+    `platform_jars` (paths on EMR's image) go on --jars too."""
     conf = [
         # The Python that runs the driver and the executors' Python workers.
         ("spark.emr-serverless.driverEnv.PYSPARK_PYTHON", options.python),
@@ -195,7 +253,11 @@ def spark_submit_parameters(
         *iceberg_conf,
         *options.spark_conf,
     ]
-    jar_uris = [*uploaded.jar_uris, *([EMR_ICEBERG_JAR] if iceberg_conf else [])]
+    jar_uris = [
+        *uploaded.jar_uris,
+        *([EMR_ICEBERG_JAR] if iceberg_conf else []),
+        *platform_jars,
+    ]
     parts = ["--py-files", uploaded.uri(PYFILES)]
     if jar_uris:
         parts += ["--jars", ",".join(jar_uris)]
@@ -213,8 +275,14 @@ def start_job_run_request(
     client_token: str,
     iceberg_conf: Conf = (),
 ) -> dict[str, Any]:
-    """StartJobRun's full request."""
+    """StartJobRun's full request (a stream set's: a STREAMING-mode run of its stream)."""
+    if artifacts.kind == "stream":
+        return _stream_request(options, artifacts, uploaded, application_id, execution_role) | {
+            "clientToken": client_token
+        }
     arguments = ["--spec", uploaded.uri(SPEC)]
+    for key, value in location_arguments(options.output, options.state).items():
+        arguments += [key, value]
     if options.full_refresh:
         arguments.append("--full-refresh")
     return {
@@ -232,9 +300,45 @@ def start_job_run_request(
         "configurationOverrides": {
             "monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": options.log_uri}}
         },
-        "executionTimeoutMinutes": options.timeout_minutes,
+        "executionTimeoutMinutes": options.timeout_minutes or 120,
         "tags": {"sluiceway:pipeline": artifacts.pipeline, "sluiceway:build": artifacts.name},
     }
+
+
+def _stream_request(
+    options: EmrSubmitOptions,
+    artifacts: ArtifactSet,
+    uploaded: Uploaded,
+    application_id: str,
+    execution_role: str,
+) -> dict[str, Any]:
+    """StartJobRun for a stream: jobs/emr_stream.py SPEC --reader R, in STREAMING mode."""
+    arguments = [uploaded.uri(SPEC), "--reader", options.reader]
+    for key, value in stream_arguments(options.output, options.checkpoint).items():
+        arguments += [key, value]
+    connector = (EMR_KINESIS_CONNECTOR_JAR,) if options.reader == "aws-kinesis" else ()
+    request: dict[str, Any] = {
+        "applicationId": application_id,
+        "executionRoleArn": execution_role,
+        "name": f"sluiceway-{artifacts.pipeline}",
+        "mode": EMR_STREAMING_MODE,
+        "jobDriver": {
+            "sparkSubmit": {
+                "entryPoint": uploaded.uri(EMR_ENTRYPOINT),
+                "entryPointArguments": arguments,
+                "sparkSubmitParameters": spark_submit_parameters(
+                    options, uploaded, platform_jars=connector
+                ),
+            }
+        },
+        "configurationOverrides": {
+            "monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": options.log_uri}}
+        },
+        "tags": {"sluiceway:pipeline": artifacts.pipeline, "sluiceway:build": artifacts.name},
+    }
+    if options.timeout_minutes is not None:
+        request["executionTimeoutMinutes"] = options.timeout_minutes
+    return request
 
 
 @dataclass(frozen=True)
@@ -262,10 +366,24 @@ def submit_emr_job(
     the command with --client-token, return the run already started instead of a second.
     """
     options.validate()
-    iceberg_conf = iceberg_job_conf(packaged_spec(artifacts))
+    iceberg_conf = _checked_spec_conf(artifacts, options)
+    built_for = artifacts.built_for
+    if built_for is not None and built_for.name in TARGET_LINES and options.release_label is None:
+        options = replace(options, spark=TARGET_LINES[built_for.name])
+    if options.create_application:  # never create an application the set cannot run on
+        planned = options.release_label or RELEASE_LABELS[options.spark]
+        check_release_label(built_for, planned, options.application)
     check_bucket(clients, options.bucket)
     role = role_arn(clients, options.role, "EMR Serverless execution")
     application = resolve_application(clients, options)
+    check_release_label(built_for, application.release_label, options.application)
+    python_reader = artifacts.kind == "stream" and options.reader == "python"
+    if python_reader and application.release_label.startswith("emr-7."):
+        raise DeployError(
+            f"--reader python: EMR Serverless application {options.application} runs "
+            f"{application.release_label} (Spark 3.5), which has no Python data sources; "
+            "use --reader aws-kinesis"
+        )
     uploaded = upload_artifacts(clients, artifacts, options.bucket, options.prefix)
     request = start_job_run_request(
         options,
@@ -284,6 +402,20 @@ def submit_emr_job(
     return EmrSubmission(application, str(response["jobRunId"]), request, uploaded)
 
 
+def _checked_spec_conf(artifacts: ArtifactSet, options: EmrSubmitOptions) -> Conf:
+    """Check the set's spec for EMR Serverless (before anything is uploaded); the Iceberg
+    settings of a batch spec."""
+    platform = "an EMR Serverless job run"
+    if artifacts.kind == "stream":
+        if options.state is not None or options.full_refresh:
+            raise DeployError("--state/--full-refresh: a stream keeps its state in --checkpoint")
+        deployed_stream_spec(artifacts, platform, options.output, options.checkpoint, on_glue=False)
+        return ()
+    if options.checkpoint is not None:
+        raise DeployError("--checkpoint: only a stream has one (a pipeline has --state)")
+    return iceberg_job_conf(deployed_spec(artifacts, platform, options.output, options.state))
+
+
 def wait_emr_run(
     clients: AwsClients,
     application_id: str,
@@ -291,8 +423,10 @@ def wait_emr_run(
     on_state: Callable[[str, float], None] | None = None,
     poll_seconds: float = 15.0,
     max_wait_seconds: float | None = None,
+    until: tuple[str, ...] = RUN_STATES_DONE,
 ) -> RunResult:
-    """Poll the job run until it ends; `on_state(state, elapsed)` hears each new state."""
+    """Poll the job run until it reaches a state in `until` (by default, until it ends: a
+    stream's caller adds RUNNING); `on_state(state, elapsed)` hears each new state."""
 
     def poll() -> tuple[str, str | None]:
         run = aws_call(
@@ -304,7 +438,7 @@ def wait_emr_run(
         return str(run["state"]), run.get("stateDetails") or None
 
     what = f"EMR Serverless job run {run_id}"
-    return follow_run(what, poll, RUN_STATES_DONE, on_state, poll_seconds, max_wait_seconds)
+    return follow_run(what, poll, until, on_state, poll_seconds, max_wait_seconds)
 
 
 def driver_log_uri(log_uri: str, application_id: str, run_id: str, stream: str = "stderr") -> str:

@@ -1,8 +1,9 @@
 """`sluiceway deploy glue`: upload an artifact set, create or update the Glue job, run it.
 
 The job runs jobs/glue_batch.py with the set's zip on --extra-py-files and its jars on
---extra-jars. Glue's own job bookmarks are off: Sluiceway's watermarks do that work on
-every platform, and two bookmark systems would disagree. One run at a time
+--extra-jars (a stream set: a streaming job of jobs/glue_stream.py, see stream_jobs.py).
+Glue's own job bookmarks are off: Sluiceway's watermarks do that work on every platform,
+and two bookmark systems would disagree. One run at a time
 (MaxConcurrentRuns 1), because two runs of one pipeline would race on its watermarks.
 """
 
@@ -24,13 +25,20 @@ from sluiceway.deploy.aws import (
     role_arn,
     upload_artifacts,
 )
+from sluiceway.deploy.cluster_spec import deployed_spec, location_arguments
 from sluiceway.deploy.iceberg import (
     Conf,
     glue_iceberg_arguments,
     iceberg_job_conf,
-    packaged_spec,
 )
-from sluiceway.deploy.package import GLUE_SCRIPT, PYFILES, SPEC, ArtifactSet
+from sluiceway.deploy.network import Network, ensure_glue_network_connection
+from sluiceway.deploy.package import GLUE_SCRIPT, JOB_SCRIPTS, PYFILES, SPEC, ArtifactSet
+from sluiceway.deploy.stream_jobs import (
+    GLUE_STREAMING_COMMAND,
+    deployed_stream_spec,
+    stream_arguments,
+)
+from sluiceway.deploy.targets import check_glue_version
 from sluiceway.errors import DeployError
 
 # Glue version -> what it runs; both are lines Sluiceway is tested on (PySpark 3.5 / 4.1).
@@ -51,13 +59,33 @@ class GlueJobOptions:
     glue_version: str = "5.1"
     worker_type: str = "G.1X"
     workers: int = 2
-    timeout_minutes: int = 120
+    timeout_minutes: int | None = None  # None: 120 for a batch job, none for a stream
     max_retries: int = 0
     connections: tuple[str, ...] = ()  # Glue connections, e.g. the VPC path to RDS
+    output: str | None = None  # the run's --output override (an s3:// URI)
+    state: str | None = None  # the run's --state override (an s3:// URI)
+    checkpoint: str | None = None  # a stream's --checkpoint override (an s3:// URI)
+    network: Network = Network()  # a NETWORK connection to create or reuse and attach
+    network_connection: str | None = None  # its name (default: <job name>-network)
+
+    @property
+    def network_connection_name(self) -> str | None:
+        if not self.network.given:
+            return None
+        return self.network_connection or f"{self.job_name}-network"
+
+    @property
+    def attached_connections(self) -> tuple[str, ...]:
+        """`--connection`s, then the NETWORK connection made from `--subnet`, if any."""
+        made = self.network_connection_name
+        return (*self.connections, *([made] if made and made not in self.connections else []))
 
     def validate(self) -> None:
         if not _JOB_NAME.match(self.job_name):
             raise DeployError(f"--job-name {self.job_name!r}: letters, digits, . _ - only")
+        self.network.validate()
+        if self.network_connection and not self.network.given:
+            raise DeployError("--network-connection names the connection --subnet creates")
         if self.glue_version not in GLUE_VERSIONS:
             raise DeployError(
                 f"--glue-version {self.glue_version}: must be one of {', '.join(GLUE_VERSIONS)}"
@@ -66,7 +94,7 @@ class GlueJobOptions:
             raise DeployError(f"--worker-type {self.worker_type!r}: expected e.g. G.1X or G.2X")
         if self.workers < 2:
             raise DeployError(f"--workers {self.workers}: a Glue Spark job needs at least 2")
-        if not 1 <= self.timeout_minutes <= 10080:
+        if self.timeout_minutes is not None and not 1 <= self.timeout_minutes <= 10080:
             raise DeployError(f"--timeout-minutes {self.timeout_minutes}: must be 1..10080")
         if self.max_retries < 0:
             raise DeployError(f"--max-retries {self.max_retries}: must be >= 0")
@@ -87,6 +115,18 @@ def job_definition(
 ) -> dict[str, Any]:
     """The job's full definition: CreateJob's arguments less Name, and UpdateJob's JobUpdate
     (with `iceberg_conf`, Glue's own Iceberg and the catalogs' settings)."""
+    stream = artifacts.kind == "stream"
+    if stream:
+        kind_arguments = stream_arguments(options.output, options.checkpoint)
+    else:
+        jars = {"--extra-jars": ",".join(uploaded.jar_uris)} if uploaded.jar_uris else {}
+        kind_arguments = {
+            "--full_refresh": "false",
+            **jars,
+            **glue_iceberg_arguments(iceberg_conf),
+            **location_arguments(options.output, options.state),
+        }
+    timeout = options.timeout_minutes if stream else (options.timeout_minutes or 120)
     definition: dict[str, Any] = {
         "Description": (
             f"Sluiceway pipeline {artifacts.pipeline} "
@@ -95,31 +135,30 @@ def job_definition(
         "Role": role,
         "ExecutionProperty": {"MaxConcurrentRuns": 1},
         "Command": {
-            "Name": "glueetl",
+            "Name": GLUE_STREAMING_COMMAND if stream else "glueetl",
             "ScriptLocation": uploaded.uri(GLUE_SCRIPT),
             "PythonVersion": "3",
         },
         "DefaultArguments": {
             "--spec": uploaded.uri(SPEC),
-            "--full_refresh": "false",
             "--extra-py-files": uploaded.uri(PYFILES),
-            "--extra-jars": ",".join(uploaded.jar_uris),
             "--TempDir": options.temp_dir,
             "--enable-metrics": "true",
             # Glue 5.x logs in real time anyway; the flag keeps the intent explicit.
             "--enable-continuous-cloudwatch-log": "true",
             "--job-bookmark-option": "job-bookmark-disable",
             "--job-language": "python",
-            **glue_iceberg_arguments(iceberg_conf),
+            **kind_arguments,
         },
         "MaxRetries": options.max_retries,
-        "Timeout": options.timeout_minutes,
         "GlueVersion": options.glue_version,
         "WorkerType": options.worker_type,
         "NumberOfWorkers": options.workers,
     }
-    if options.connections:
-        definition["Connections"] = {"Connections": list(options.connections)}
+    if timeout is not None:
+        definition["Timeout"] = timeout
+    if options.attached_connections:
+        definition["Connections"] = {"Connections": list(options.attached_connections)}
     return definition
 
 
@@ -146,18 +185,22 @@ def deploy_glue_job(
 ) -> GlueDeployment:
     """Upload the set and create the job, or update it in place if it exists."""
     options.validate()
-    iceberg_conf = iceberg_job_conf(packaged_spec(artifacts))
+    check_glue_version(artifacts.built_for, options.glue_version)
+    iceberg_conf = _checked_spec_conf(artifacts, options)
     check_bucket(clients, options.bucket)
     role = role_arn(clients, options.role, "Glue job")
     existing = _existing_job(clients, options.job_name)
     if existing is not None:
         script = existing.get("Command", {}).get("ScriptLocation", "")
-        if not script.endswith("/jobs/glue_batch.py"):
+        ours = [f"/jobs/{scripts[GLUE_SCRIPT]}" for scripts in JOB_SCRIPTS.values()]
+        if not script.endswith(tuple(ours)):
             # Never overwrite a job someone else owns because its name matched.
             raise DeployError(
                 f"Glue job {options.job_name} exists but is not a Sluiceway job "
                 f"(script {script or 'none'}); choose another --job-name"
             )
+    if options.network_connection_name:
+        ensure_glue_network_connection(clients, options.network_connection_name, options.network)
     uploaded = upload_artifacts(clients, artifacts, options.bucket, options.prefix)
     definition = job_definition(options, artifacts, uploaded, role, iceberg_conf)
     if existing is None:
@@ -175,6 +218,21 @@ def deploy_glue_job(
         JobUpdate=definition,
     )
     return GlueDeployment(options.job_name, "updated", definition, uploaded)
+
+
+def _checked_spec_conf(artifacts: ArtifactSet, options: GlueJobOptions) -> Conf:
+    """Check the set's spec for Glue (before anything is uploaded); the Iceberg settings of
+    a batch spec."""
+    if artifacts.kind == "stream":
+        if options.state is not None:
+            raise DeployError("--state: a stream keeps its state in --checkpoint")
+        deployed_stream_spec(
+            artifacts, "a Glue job", options.output, options.checkpoint, on_glue=True
+        )
+        return ()
+    if options.checkpoint is not None:
+        raise DeployError("--checkpoint: only a stream has one (a pipeline has --state)")
+    return iceberg_job_conf(deployed_spec(artifacts, "a Glue job", options.output, options.state))
 
 
 def start_glue_run(clients: AwsClients, job_name: str, full_refresh: bool = False) -> str:
@@ -195,8 +253,10 @@ def wait_glue_run(
     on_state: Callable[[str, float], None] | None = None,
     poll_seconds: float = 15.0,
     max_wait_seconds: float | None = None,
+    until: tuple[str, ...] = RUN_STATES_DONE,
 ) -> RunResult:
-    """Poll the run until it ends; `on_state(state, elapsed)` hears each new state."""
+    """Poll the run until it reaches a state in `until` (by default, until it ends: a
+    stream's caller adds RUNNING); `on_state(state, elapsed)` hears each new state."""
 
     def poll() -> tuple[str, str | None]:
         run = aws_call(
@@ -208,7 +268,7 @@ def wait_glue_run(
         return str(run["JobRunState"]), run.get("ErrorMessage")
 
     what = f"Glue job {job_name} run {run_id}"
-    return follow_run(what, poll, RUN_STATES_DONE, on_state, poll_seconds, max_wait_seconds)
+    return follow_run(what, poll, until, on_state, poll_seconds, max_wait_seconds)
 
 
 def glue_log_tail(clients: AwsClients, run_id: str, lines: int = 40) -> list[str] | None:

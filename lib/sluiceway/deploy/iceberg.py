@@ -11,7 +11,6 @@ the same registration that runs locally (`sinks/iceberg.register_catalog`).
 
 from __future__ import annotations
 
-from sluiceway.deploy.package import SPEC, ArtifactSet
 from sluiceway.errors import DeployError
 from sluiceway.iceberg_conf import ICEBERG_EXTENSIONS, catalog_settings
 from sluiceway.spec import (
@@ -22,7 +21,6 @@ from sluiceway.spec import (
     PipelineSpec,
     TableSpec,
     join_path,
-    load_spec,
 )
 
 # EMR Serverless 7.x: "spark.jars=/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar"
@@ -30,14 +28,11 @@ from sluiceway.spec import (
 # https://docs.aws.amazon.com/emr/latest/EMR-Serverless-UserGuide/using-iceberg.html).
 # It goes on --jars, not --conf spark.jars: spark-submit drops --conf spark.jars when
 # --jars is given (checked with spark-submit --verbose on 3.5.8), and ours always is. The
-# same path is used on emr-spark-8.0, for which no documented path was found.
+# same path is used on emr-spark-8.0: its release page lists Iceberg 1.10.1-amzn-0 and no
+# jar path (https://docs.amazonaws.cn/en_us/emr/latest/ReleaseGuide/emr-spark800-release.html),
+# and the EMR Serverless Iceberg page above gives this one path with no release named.
 EMR_ICEBERG_JAR = "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar"
 Conf = tuple[tuple[str, str], ...]
-
-
-def packaged_spec(artifacts: ArtifactSet) -> PipelineSpec:
-    """The spec inside an artifact set (parsed with the standard library only)."""
-    return load_spec(artifacts.root / artifacts.file(SPEC).path)
 
 
 def used_catalogs(spec: PipelineSpec) -> tuple[IcebergCatalog, ...]:

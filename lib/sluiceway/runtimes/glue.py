@@ -115,15 +115,28 @@ def glue_job(context: GlueContextLike) -> JobLike:
     return Job(context)  # type: ignore[no-any-return]
 
 
-def glue_arguments(argv: Sequence[str], names: Sequence[str]) -> dict[str, Any]:
-    """The job's arguments, resolved by awsglue's own getResolvedOptions.
+# The arguments each Glue job script reads, in full: Glue 6.0's getResolvedOptions takes no
+# abbreviation (allow_abbrev=False), so every name here is exactly the one `deploy glue`
+# sets in the job's DefaultArguments (deploy/glue.py) or Glue itself passes (JOB_NAME).
+BATCH_ARGUMENTS = ("JOB_NAME", "spec", "full_refresh")
+BATCH_OPTIONAL = ("output", "state")
+STREAM_ARGUMENTS = ("JOB_NAME", "spec")
+STREAM_OPTIONAL = ("output", "checkpoint")
+
+
+def glue_arguments(
+    argv: Sequence[str], names: Sequence[str], optional: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The job's arguments, resolved by awsglue's own getResolvedOptions; the `optional`
+    ones only when given (getResolvedOptions has no optional arguments).
 
     Like argparse, a missing argument ends the process with one error line and status 2.
     """
     from awsglue.utils import GlueArgumentError, getResolvedOptions
 
+    given = [name for name in optional if f"--{name}" in argv]
     try:
-        return dict(getResolvedOptions(list(argv), list(names)))
+        return dict(getResolvedOptions(list(argv), [*names, *given]))
     except GlueArgumentError as exc:
         _exit_bad_arguments(exc)
 

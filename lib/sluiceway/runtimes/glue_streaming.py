@@ -17,13 +17,27 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sluiceway import streaming
-from sluiceway.errors import SpecError
+from sluiceway.errors import SourceError, SpecError
 from sluiceway.runtimes.glue import GlueContextLike, LocalGlueContext
 from sluiceway.runtimes.local import apply_pipeline_conf
 from sluiceway.sources import kinesis
 from sluiceway.spec_check import check_stream_spec
 from sluiceway.stream_spec import StreamSpec
 from sluiceway.streaming import StopSignal
+
+# What Glue's Kinesis source gives (create_data_frame.from_options with classification
+# json and inferSchema): each record's payload as ONE string column, named
+# "$json$data_infer_schema$_temporary$" ("$json$data_infer_schema$.temporary$" on some
+# releases), the schema being inferred from it later; with addRecordTimestamp (Glue 4.0+)
+# also "__src_timestamp", the time the stream received the record. No shard id, sequence
+# number or partition key. Sources: the Glue API's KinesisStreamingSourceOptions for
+# __src_timestamp, and public Glue streaming scripts that read the payload column; neither
+# is checked against Glue itself here (the tests use a stand-in with this schema).
+GLUE_PAYLOAD_COLUMNS = (
+    "$json$data_infer_schema$_temporary$",
+    "$json$data_infer_schema$.temporary$",
+)
+GLUE_ARRIVAL_COLUMN = "__src_timestamp"
 
 
 def read_kinesis(glue_context: Any, opts: kinesis.KinesisOptions) -> DataFrame:
@@ -32,7 +46,8 @@ def read_kinesis(glue_context: Any, opts: kinesis.KinesisOptions) -> DataFrame:
         "typeOfData": "kinesis",
         "streamName": opts.stream,
         "startingPosition": opts.starting_position.upper(),
-        "inferSchema": "false",
+        "classification": "json",
+        "inferSchema": "true",
         "addRecordTimestamp": "true",
         "maxFetchRecordsPerShard": str(opts.max_records_per_batch),
     }
@@ -41,23 +56,35 @@ def read_kinesis(glue_context: Any, opts: kinesis.KinesisOptions) -> DataFrame:
     raw = glue_context.create_data_frame.from_options(
         connection_type="kinesis", connection_options=options
     )
-    columns = set(raw.columns)
+    return with_raw_columns(raw, opts.stream)
 
-    def pick(*names: str, kind: str = "string") -> Any:
-        for name in names:
-            if name in columns:
-                return F.col(name).cast(kind)
-        return F.lit(None).cast(kind)
 
+def with_raw_columns(raw: DataFrame, stream: str) -> DataFrame:
+    """Glue's Kinesis columns as the raw columns `streaming.prepare` takes.
+
+    Glue gives no shard or sequence number: valid records still dedupe by event id, and a
+    bad record, having no place in the stream, gets a dedupe key of its own (never taken
+    for a repeat). A payload column Glue does not give is one clear error, never NULLs
+    that would turn every record into an "empty payload" dead letter."""
+    payload = next((name for name in GLUE_PAYLOAD_COLUMNS if name in raw.columns), None)
+    if payload is None:
+        raise SourceError(
+            f"Glue's Kinesis source gave the columns {raw.columns}, without the payload "
+            f"column ({' or '.join(GLUE_PAYLOAD_COLUMNS)})"
+        )
+    arrival = (
+        F.col(GLUE_ARRIVAL_COLUMN).cast("timestamp")
+        if GLUE_ARRIVAL_COLUMN in raw.columns
+        else F.lit(None).cast("timestamp")
+    )
+    no_value = F.lit(None).cast("string")
     return raw.select(
-        pick("data", kind="binary").alias("data"),
-        F.lit(opts.stream).alias("stream"),
-        pick("shardId", "shard_id").alias("shard_id"),
-        pick("sequenceNumber", "sequence_number").alias("sequence_number"),
-        pick("partitionKey", "partition_key").alias("partition_key"),
-        pick("approximateArrivalTimestamp", "__src_timestamp", kind="timestamp").alias(
-            "arrival_time"
-        ),
+        F.col(f"`{payload}`").cast("binary").alias("data"),
+        F.lit(stream).alias("stream"),
+        no_value.alias("shard_id"),
+        no_value.alias("sequence_number"),
+        no_value.alias("partition_key"),
+        arrival.alias("arrival_time"),
     )
 
 

@@ -53,12 +53,13 @@ def run_batch_job(
     full_refresh: bool | str = False,
     output_root: str | None = None,
     state_location: str | None = None,
+    iceberg_catalog: str | None = None,
 ) -> int:
     """Load the spec, run the pipeline on `spark`, print the summary; 0 on success, else 1."""
 
     def job() -> None:
         refresh = parse_flag(full_refresh, "full_refresh")
-        spec = read_spec_location(spec_location, output_root, state_location)
+        spec = read_spec_location(spec_location, output_root, state_location, iceberg_catalog)
         log.info("%s: running on Spark %s (spec %s)", spec.name, spark.version, spec_location)
         result = pipeline.run(apply_pipeline_conf(spark), spec, full_refresh=refresh)
         report.print_summary(result)

@@ -152,8 +152,27 @@ def build_local_session(
     return spark
 
 
+def with_iceberg_extensions(extensions: str) -> str:
+    """`spark.sql.extensions` as given, with Iceberg's added (last) if missing."""
+    given = [name.strip() for name in extensions.split(",") if name.strip()]
+    if ICEBERG_EXTENSIONS not in given:
+        given.append(ICEBERG_EXTENSIONS)
+    return ",".join(given)
+
+
 def submitted_session(app_name: str) -> SparkSession:
-    """The session local spark-submit configured, with the pipeline settings and S3A."""
-    spark = apply_pipeline_conf(SparkSession.builder.appName(app_name).getOrCreate())
+    """The session local spark-submit configured, with Iceberg's SQL extensions, the
+    pipeline settings and S3A.
+
+    The extensions are a static setting, read when the session starts: spark-submit runs
+    this script before any session exists, so the builder can still add them to what
+    spark-submit was given (its `--conf`s are the JVM's SparkConf defaults)."""
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # the JVM, so SparkConf reads spark-submit's settings
+    given = SparkConf().get("spark.sql.extensions", "") or ""
+    extensions = with_iceberg_extensions(given)
+    builder = SparkSession.builder.appName(app_name).config("spark.sql.extensions", extensions)
+    spark = apply_pipeline_conf(builder.getOrCreate())
     configure_s3a(spark)
     return spark

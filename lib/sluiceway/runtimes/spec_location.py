@@ -38,11 +38,20 @@ def _spec_text(location: str) -> tuple[str, str]:
 
 
 def read_spec_location(
-    location: str, output_root: str | None = None, state_location: str | None = None
+    location: str,
+    output_root: str | None = None,
+    state_location: str | None = None,
+    iceberg_catalog: str | None = None,
 ) -> PipelineSpec:
     """The pipeline spec at a local path, a shipped file or an s3:// URI."""
     text, source = _spec_text(location)
-    return parse_spec(text, source, output_root=output_root, state_location=state_location)
+    return parse_spec(
+        text,
+        source,
+        output_root=output_root,
+        state_location=state_location,
+        iceberg_catalog=iceberg_catalog,
+    )
 
 
 def read_stream_spec_location(

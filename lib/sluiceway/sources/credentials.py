@@ -1,4 +1,4 @@
-"""Database credentials from an environment variable or an AWS Secrets Manager secret.
+"""Database credentials and the hash salt: from an environment variable or Secrets Manager.
 
 Secrets never travel as arguments and are never logged: the password field is kept out
 of repr(), and errors name the variable or secret id, never a value.
@@ -32,24 +32,31 @@ def resolve_credentials(conn: Connection, secrets_client: Any | None = None) -> 
     """User, password and (optionally) endpoint for a connection; the spec's values win."""
     secret: dict[str, object] = {}
     if conn.secret_id:
-        secret = _read_secret(conn.secret_id, secrets_client)
+        secret = _read_login(conn.secret_id, secrets_client, f"connections.{conn.name}.secret_id")
     password = secret.get("password")
     if conn.password_env:
         password = os.environ.get(conn.password_env)
         if password is None:
             raise CredentialsError(
-                f"connection {conn.name}: environment variable {conn.password_env} is not set"
+                f"environment variable {conn.password_env} is not set",
+                where=f"connections.{conn.name}.password_env",
             )
     if not isinstance(password, str) or not password:
-        raise CredentialsError(f"connection {conn.name}: secret {conn.secret_id} has no password")
+        raise CredentialsError(
+            f"secret {conn.secret_id} has no password", where=f"connections.{conn.name}.secret_id"
+        )
     user = conn.user or secret.get("username") or secret.get("user")
     host = conn.host or secret.get("host")
     port = conn.port or secret.get("port")
     database = conn.database or secret.get("dbname") or secret.get("database")
     if not isinstance(user, str) or not user:
-        raise CredentialsError(f"connection {conn.name}: no user in the spec or the secret")
+        raise CredentialsError(
+            "no user in the spec or the secret", where=f"connections.{conn.name}.user"
+        )
     if not isinstance(host, str) or not host:
-        raise CredentialsError(f"connection {conn.name}: no host in the spec or the secret")
+        raise CredentialsError(
+            "no host in the spec or the secret", where=f"connections.{conn.name}.host"
+        )
     return Credentials(
         user=user,
         password=password,
@@ -59,22 +66,59 @@ def resolve_credentials(conn: Connection, secrets_client: Any | None = None) -> 
     )
 
 
-def _read_secret(secret_id: str, client: Any | None) -> dict[str, object]:
-    """An RDS-style JSON secret: {"username", "password", "host", "port", "dbname"}."""
+def read_hash_salt(
+    secret_id: str, secrets_client: Any | None = None, where: str = "pipeline.hash_salt_secret_id"
+) -> str:
+    """The hash salt kept in Secrets Manager: the secret's string, or its `salt` key when
+    the string is a JSON object."""
+    text = _secret_string(secret_id, secrets_client, where)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = text
+    salt = value.get("salt") if isinstance(value, dict) else text
+    if not isinstance(salt, str) or not salt:
+        raise CredentialsError(
+            f"secret {secret_id} (hash salt): empty, or a JSON without salt", where=where
+        )
+    return salt
+
+
+# What to do about the errors a first deployed run meets; the code alone says little.
+_HINTS = {
+    "ResourceNotFoundException": "no such secret in this account and region",
+    "AccessDeniedException": "the role may not read it: secretsmanager:GetSecretValue",
+    "DecryptionFailure": "the role may not use the secret's KMS key: kms:Decrypt",
+}
+
+
+def _secret_string(secret_id: str, client: Any | None, where: str) -> str:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    log.info("reading database secret %s", secret_id)
+    log.info("reading secret %s (%s)", secret_id, where)
     client = client or aws.client("secretsmanager")
     try:
         response = client.get_secret_value(SecretId=secret_id)
     except ClientError as exc:
-        raise CredentialsError(f"secret {secret_id}: {aws.error_code(exc)}") from exc
+        code = aws.error_code(exc)
+        hint = f" ({_HINTS[code]})" if code in _HINTS else ""
+        raise CredentialsError(f"secret {secret_id}: {code}{hint}", where=where) from exc
     except BotoCoreError as exc:
-        raise CredentialsError(f"secret {secret_id}: {exc}") from exc
+        raise CredentialsError(f"secret {secret_id}: {exc}", where=where) from exc
+    if "SecretString" not in response:
+        raise CredentialsError(
+            f"secret {secret_id}: no SecretString (a binary secret)", where=where
+        )
+    return str(response["SecretString"])
+
+
+def _read_login(secret_id: str, client: Any | None, where: str) -> dict[str, object]:
+    """A database secret: RDS's JSON ({"username", "password", "host", "port", "dbname"},
+    any subset with a password) or the password alone as the plain string."""
+    text = _secret_string(secret_id, client, where)
     try:
-        value = json.loads(response["SecretString"])
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise CredentialsError(f"secret {secret_id}: not a JSON SecretString") from exc
-    if not isinstance(value, dict):
-        raise CredentialsError(f"secret {secret_id}: expected a JSON object")
-    return value
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    # Only a JSON object is a login; any other string ("123456" too) is the password itself.
+    return value if isinstance(value, dict) else {"password": text}

@@ -38,8 +38,21 @@ def read_capture_files(spark: SparkSession, path: str, max_files_per_batch: int)
     )
 
 
+# The columns EMR's aws-kinesis connector gives (spark-sql-kinesis-connector's README,
+# "Check Schema", and its KinesisClientFactory): no shard id.
+AWS_KINESIS_SCHEMA = (
+    "data binary, streamName string, partitionKey string, sequenceNumber string, "
+    "approximateArrivalTimestamp timestamp"
+)
+
+
 def read_aws_kinesis(spark: SparkSession, opts: KinesisOptions) -> DataFrame:
     """Stream through EMR's `aws-kinesis` connector (GetRecords consumer)."""
+    return with_aws_kinesis_columns(load_aws_kinesis(spark, opts))
+
+
+def load_aws_kinesis(spark: SparkSession, opts: KinesisOptions) -> DataFrame:
+    """The connector's stream, as it gives it (AWS_KINESIS_SCHEMA)."""
     reader = (
         spark.readStream.format("aws-kinesis")
         .option("kinesis.streamName", opts.stream)
@@ -54,7 +67,12 @@ def read_aws_kinesis(spark: SparkSession, opts: KinesisOptions) -> DataFrame:
     )
     if endpoint:
         reader = reader.option("kinesis.endpointUrl", endpoint)
-    raw = reader.load()
+    return reader.load()
+
+
+def with_aws_kinesis_columns(raw: DataFrame) -> DataFrame:
+    """The connector's columns as the raw columns; its records carry no shard id (a dead
+    letter's shard is NULL; its place in the stream is the partition key and sequence)."""
     return raw.select(
         F.col("data"),
         F.col("streamName").alias("stream"),

@@ -70,10 +70,33 @@ def decode_state(body: bytes, where: str) -> dict[str, Any]:
     return value
 
 
+# S3 conditional writes (put_object with IfMatch) need botocore 1.35.69: its S3 service
+# model is the first with IfMatch on PutObject (1.35.68 has only IfNoneMatch; both read
+# from the wheels' data/s3/2006-03-01/service-2.json). An older botocore refuses the
+# parameter at the first commit, after the data was written: refuse it before.
+MIN_BOTOCORE = (1, 35, 69)
+
+
+def check_botocore(version: str | None = None) -> None:
+    """Refuse, with one clear error, a botocore (the platform's) without IfMatch writes."""
+    import botocore
+
+    found = version or botocore.__version__
+    numbers = tuple(int(part) for part in found.split(".")[:3] if part.isdigit())
+    if numbers < MIN_BOTOCORE:
+        need = ".".join(map(str, MIN_BOTOCORE))
+        raise StateError(
+            f"state on S3 needs botocore >= {need} (conditional writes), this runtime has "
+            f"{found}: give the job boto3 and botocore >= {need} (on Glue, with "
+            "--additional-python-modules)"
+        )
+
+
 class S3StateStore:
     """An S3 prefix; each key is one JSON object with an embedded checksum."""
 
     def __init__(self, location: str, client: Any | None = None) -> None:
+        check_botocore()
         self.location = location.rstrip("/")
         try:
             self.bucket, self.prefix = aws.split_s3_uri(location)

@@ -119,3 +119,27 @@ def test_missing_jars_are_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(DeployError, match=r"jars not fetched: postgresql-42.7.14.jar"):
         build_artifacts(DEMO_SPEC, tmp_path / "dist")
     assert not (tmp_path / "dist").exists()
+
+
+def test_the_package_table_ships_the_modules_it_names_and_refuses_what_is_not_there(
+    tmp_path, monkeypatch
+):
+    helpers = tmp_path / "user_code" / "acme_helpers"
+    helpers.mkdir(parents=True)
+    (helpers / "__init__.py").write_text("")
+    (helpers / "dates.py").write_text("EPOCH = 0\n")
+    monkeypatch.syspath_prepend(str(helpers.parent))
+    spec = tmp_path / "with_helpers.toml"
+    spec.write_text(DEMO_SPEC.read_text() + '\n[package]\nmodules = ["acme_helpers.dates"]\n')
+    built = build_artifacts(spec, tmp_path / "dist")
+    with zipfile.ZipFile(built.root / built.file(PYFILES).path) as archive:
+        assert {"acme_helpers/__init__.py", "acme_helpers/dates.py"} <= set(archive.namelist())
+
+    spec.write_text(DEMO_SPEC.read_text() + '\n[package]\nmodules = ["acme_nowhere"]\n')
+    with pytest.raises(
+        DeployError, match=r"with_helpers.toml: package.modules\[0\]: cannot find acme_nowhere"
+    ):
+        build_artifacts(spec, tmp_path / "dist2")
+    spec.write_text(DEMO_SPEC.read_text() + '\n[package]\nmodules = ["acme-helpers"]\n')
+    with pytest.raises(SpecError, match=r"package.modules\[0\]: 'acme-helpers' is not a module"):
+        build_artifacts(spec, tmp_path / "dist3")

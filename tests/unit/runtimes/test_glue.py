@@ -7,6 +7,7 @@ import pytest
 from sluiceway.runtimes.glue import (
     LocalGlueContext,
     LocalJob,
+    glue_arguments,
     glue_context,
     glue_job,
     glue_jvm_available,
@@ -35,3 +36,14 @@ def test_local_job_commit_needs_init_like_glues():
     job.init("nightly", {"spec": "s3://b/k.toml"})
     job.commit()
     assert job.committed and job.job_name == "nightly"
+
+
+def test_optional_glue_arguments_are_resolved_only_when_given():
+    # awsglue's own getResolvedOptions: it fails on a listed name the job was not given.
+    base = ["job.py", "--JOB_NAME", "j", "--spec", "s3://b/s.toml"]
+    args = glue_arguments(base, ["JOB_NAME", "spec"], optional=["output", "state"])
+    assert "output" not in args and "state" not in args
+    given = glue_arguments(
+        [*base, "--output", "s3://b/out"], ["JOB_NAME", "spec"], optional=["output", "state"]
+    )
+    assert given["output"] == "s3://b/out" and "state" not in given

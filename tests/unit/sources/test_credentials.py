@@ -7,7 +7,7 @@ import pytest
 from botocore.stub import Stubber
 
 from sluiceway.errors import CredentialsError
-from sluiceway.sources.credentials import resolve_credentials
+from sluiceway.sources.credentials import read_hash_salt, resolve_credentials
 from sluiceway.spec import Connection
 
 
@@ -29,7 +29,7 @@ def _conn(**overrides) -> Connection:
     return Connection(**values)
 
 
-def _stubbed(response: dict | None = None, error: str | None = None):
+def _stubbed(response: dict | None = None, error: str | None = None, secret_id="rds/orders"):
     # botocore's Stubber answers for Secrets Manager: no network, no AWS account.
     client = boto3.client(
         "secretsmanager", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
@@ -37,10 +37,10 @@ def _stubbed(response: dict | None = None, error: str | None = None):
     stubber = Stubber(client)
     if error:
         stubber.add_client_error(
-            "get_secret_value", service_error_code=error, expected_params={"SecretId": "rds/orders"}
+            "get_secret_value", service_error_code=error, expected_params={"SecretId": secret_id}
         )
     else:
-        stubber.add_response("get_secret_value", response, {"SecretId": "rds/orders"})
+        stubber.add_response("get_secret_value", response, {"SecretId": secret_id})
     stubber.activate()
     return client
 
@@ -86,14 +86,39 @@ def test_spec_values_win_over_the_secret():
     )
 
 
-def test_missing_secret_is_named_without_values():
-    with pytest.raises(CredentialsError, match=r"^secret rds/orders: ResourceNotFoundException$"):
-        resolve_credentials(_conn(), _stubbed(error="ResourceNotFoundException"))
+@pytest.mark.parametrize(
+    ("error", "hint"),
+    [
+        ("ResourceNotFoundException", "no such secret in this account and region"),
+        ("AccessDeniedException", "the role may not read it: secretsmanager:GetSecretValue"),
+    ],
+)
+def test_an_unreadable_secret_names_the_spec_key_and_the_secret(error, hint):
+    with pytest.raises(CredentialsError) as caught:
+        resolve_credentials(_conn(), _stubbed(error=error))
+    assert str(caught.value) == f"connections.db.secret_id: secret rds/orders: {error} ({hint})"
 
 
-def test_secret_that_is_not_json_is_refused():
-    with pytest.raises(CredentialsError, match="not a JSON SecretString"):
-        resolve_credentials(_conn(), _stubbed({"SecretString": "user=etl", "Name": "rds/orders"}))
+@pytest.mark.parametrize("plain", ["s3cr3t!", "123456", "user=etl"])
+def test_a_plain_string_secret_is_the_password(plain):
+    # "123456" parses as JSON (a number): only a JSON object is read as a login.
+    client = _stubbed({"SecretString": plain, "Name": "rds/orders"})
+    creds = resolve_credentials(_conn(host="h", user="etl"), client)
+    assert (creds.user, creds.password) == ("etl", plain)
+
+
+def test_a_plain_string_secret_needs_the_user_in_the_spec():
+    client = _stubbed({"SecretString": "s3cr3t!", "Name": "rds/orders"})
+    with pytest.raises(CredentialsError, match=r"^connections.db.user: no user in the spec"):
+        resolve_credentials(_conn(host="h"), client)
+
+
+def test_a_json_secret_without_a_password_is_named():
+    client = _stubbed({"SecretString": json.dumps({"username": "etl"}), "Name": "rds/orders"})
+    with pytest.raises(
+        CredentialsError, match=r"^connections.db.secret_id: secret rds/orders has no password$"
+    ):
+        resolve_credentials(_conn(host="h"), client)
 
 
 def test_password_from_environment(monkeypatch):
@@ -104,5 +129,34 @@ def test_password_from_environment(monkeypatch):
 
 def test_unset_password_variable_is_named(monkeypatch):
     monkeypatch.delenv("ORDERS_PW", raising=False)
-    with pytest.raises(CredentialsError, match="environment variable ORDERS_PW is not set"):
+    with pytest.raises(
+        CredentialsError,
+        match=r"^connections.db.password_env: environment variable ORDERS_PW is not set$",
+    ):
         resolve_credentials(_conn(secret_id=None, password_env="ORDERS_PW", host="h", user="u"))
+
+
+@pytest.mark.parametrize(
+    "secret_string", ["pepper-1", json.dumps({"salt": "pepper-1", "note": "rotated 2026"})]
+)
+def test_hash_salt_from_a_plain_or_json_secret(secret_string):
+    client = _stubbed({"SecretString": secret_string, "Name": "etl/salt"}, secret_id="etl/salt")
+    assert read_hash_salt("etl/salt", client) == "pepper-1"
+
+
+@pytest.mark.parametrize(
+    ("response", "error", "message"),
+    [
+        (
+            None,
+            "AccessDeniedException",
+            r"^pipeline.hash_salt_secret_id: secret etl/salt: AccessDeniedException \(the role",
+        ),
+        ({"SecretString": json.dumps({"pepper": "x"}), "Name": "etl/salt"}, None, "without salt"),
+        ({"SecretBinary": b"x", "Name": "etl/salt"}, None, "no SecretString"),
+    ],
+)
+def test_an_unusable_salt_secret_is_one_clear_error(response, error, message):
+    client = _stubbed(response, error, secret_id="etl/salt")
+    with pytest.raises(CredentialsError, match=message):
+        read_hash_salt("etl/salt", client)

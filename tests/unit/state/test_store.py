@@ -104,3 +104,22 @@ def test_state_store_is_chosen_by_the_location_scheme(tmp_path):
     )
     with pytest.raises(StateError, match="gs://b/x: expected a local path"):
         open_state_store("gs://b/x")
+
+
+def test_state_on_s3_refuses_a_botocore_without_conditional_writes(monkeypatch):
+    # Checked when the store opens, at run start: before any data is written.
+    import botocore
+
+    monkeypatch.setattr(botocore, "__version__", "1.35.68")
+    with pytest.raises(StateError, match=r"needs botocore >= 1\.35\.69 .*has 1\.35\.68"):
+        open_state_store("s3://bucket/state")
+    monkeypatch.setattr(botocore, "__version__", "1.35.69")
+    assert isinstance(open_state_store("s3://bucket/state"), S3StateStore)
+
+
+def test_the_installed_botocore_knows_put_object_if_match():
+    # The floor's reason, on the botocore the tests run with: IfMatch is in its S3 model.
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("s3")
+    assert "IfMatch" in model.operation_model("PutObject").input_shape.members
