@@ -14,8 +14,10 @@ shard iterators and resharding) on 127.0.0.1:24567, from a private npm install u
 .run/kinesalite (needs node; installed with apt when missing and run as root).
 `kafka` is a real Apache Kafka broker in KRaft mode (combined broker and controller, no
 ZooKeeper) on 127.0.0.1:29092 (controller 29093): `kafka_2.13` and its dependencies resolved
-from Maven Central by `mvn` into .run/kafka/lib once, run with Java 17 (both installed with
-apt when missing and run as root).
+from Maven Central by `mvn` once per pinned version into the jar cache beside the pinned
+jars ($SLUICEWAY_CACHE, else ~/.cache/sluiceway: kafka-broker/<version>/lib, Maven's own
+downloads in maven/), run with Java 17 (both installed with apt when missing and run as
+root).
 Standard library only, Python >= 3.11.
 
 PostgreSQL listens on 127.0.0.1:25432 and MariaDB (MySQL protocol) on 127.0.0.1:23306 (plus
@@ -31,7 +33,7 @@ Files live under <repo>/.run/:
     mariadb/{data,my.cnf,mariadb.sock,mariadb.pid,mariadb.log}
     moto/{venv,moto.pid,moto.log}
     kinesalite/{node_modules,kinesalite.pid,kinesalite.log}
-    kafka/{lib,data,server.properties,kafka.pid,kafka.log}
+    kafka/{data,server.properties,kafka.pid,kafka.log}
     services.env                          the `env` output, written on start
 When run as root, PostgreSQL runs as the `postgres` OS user (it refuses to run as root) and
 MariaDB as `mysql` when that user exists (else with --user=root); their directories are
@@ -954,6 +956,11 @@ logger.started.level = INFO
 """
 
 
+def cache_root() -> Path:
+    """The cache sluiceway.jars fetches into: $SLUICEWAY_CACHE, else ~/.cache/sluiceway."""
+    return Path(os.environ.get("SLUICEWAY_CACHE") or Path.home() / ".cache" / "sluiceway")
+
+
 def java17() -> Path:
     """A `java` of version 17 or newer: $JAVA_HOME's, the system's 17, or one apt installs."""
     candidates = [
@@ -1025,6 +1032,11 @@ class Kafka(Service):
     def config(self) -> Path:
         return self.home / "server.properties"
 
+    @property
+    def lib(self) -> Path:
+        """The broker's jars: cached per version, like the pinned jars, not per checkout."""
+        return cache_root() / "kafka-broker" / KAFKA_VERSION / "lib"
+
     def status_detail(self, up: bool) -> str:
         return f"Kafka {KAFKA_VERSION} pid {self.pid()}, data {self.home / 'data'}" if up else ""
 
@@ -1058,12 +1070,13 @@ class Kafka(Service):
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={(self.home / 'log4j2.properties').as_uri()}",
             "-cp",
-            f"{self.home / 'lib'}/*",
+            f"{self.lib}/*",
         ]
 
     def install(self) -> None:
-        """Resolve the broker's jars from Maven Central into lib/, once per pinned version."""
-        lib, stamp = self.home / "lib", self.home / ".pin"
+        """Resolve the broker's jars from Maven Central into the cache, once per version."""
+        lib = self.lib
+        stamp = lib.parent / ".pin"
         pin = f"kafka_2.13:{KAFKA_VERSION} log4j-slf4j-impl:{LOG4J_VERSION}"
         if lib.is_dir() and stamp.exists() and stamp.read_text() == pin:
             return
@@ -1074,8 +1087,8 @@ class Kafka(Service):
         if mvn is None:
             raise ServiceError("kafka needs Maven (`mvn`) to fetch the broker's jars")
         say(self.name, f"resolving kafka_2.13 {KAFKA_VERSION} and its dependencies with mvn")
-        self.home.mkdir(parents=True, exist_ok=True)
-        pom = self.home / "pom.xml"
+        lib.parent.mkdir(parents=True, exist_ok=True)
+        pom = lib.parent / "pom.xml"
         pom.write_text(KAFKA_POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION))
         shutil.rmtree(lib, ignore_errors=True)
         run(
@@ -1085,6 +1098,7 @@ class Kafka(Service):
                 "-q",
                 "-f",
                 pom,
+                f"-Dmaven.repo.local={cache_root() / 'maven'}",
                 "dependency:copy-dependencies",
                 f"-DoutputDirectory={lib}",
                 "-DincludeScope=runtime",
@@ -1093,6 +1107,7 @@ class Kafka(Service):
         stamp.write_text(pin)
 
     def write_config(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "log4j2.properties").write_text(KAFKA_LOG4J)
         settings = {
             "process.roles": "broker,controller",

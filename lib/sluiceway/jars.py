@@ -17,6 +17,7 @@ with the AWS SDK v2 its GlueCatalog needs (pinned for local runs where S3A lacks
 Spark's Kafka source (`spark-sql-kafka-0-10`) is built per Spark line too; it and the jars
 it needs beside pyspark's (kafka-clients, commons-pool2, the token provider) go on every
 local session. MSK's IAM login (`aws-msk-iam-auth`) is added only when a spec asks for it.
+An artifact set for a Kafka stream carries the jars of its target's line (deploy/package.py).
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ class Jar:
     @property
     def coordinate(self) -> str:
         return f"{self.group}:{self.artifact}:{self.version}"
+
+    @property
+    def family(self) -> str:
+        """group:artifact without a Scala suffix (`spark-sql-kafka-0-10_2.13` ->
+        `spark-sql-kafka-0-10`): what a platform provides, whatever its Scala."""
+        artifact = self.artifact
+        for scala in ("_2.12", "_2.13"):
+            artifact = artifact.removesuffix(scala)
+        return f"{self.group}:{artifact}"
 
 
 # JDBC drivers. mysql-connector-j's only dependency (protobuf) serves the X DevAPI, not JDBC.
@@ -161,14 +171,17 @@ ICEBERG_AWS_JARS: dict[str, tuple[Jar, ...]] = {
 
 
 # Spark's Kafka source per Spark line, with the dependencies pyspark does not bundle (its
-# lz4, snappy, zstd and slf4j serve kafka-clients). Maven Central serves neither 3.5.8 nor
+# lz4, snappy, zstd and slf4j serve kafka-clients); the versions of kafka-clients and
+# commons-pool2 are those the connector's POM names. Maven Central serves neither 3.5.8 nor
 # 4.1.4 of the connector (pyspark's own versions); the newest it has are 3.5.7 and 4.1.3.
 # 4.1.3 it must be on the 4.1 line: 4.1.0-4.1.2 fail a query restarted on a checkpoint
 # whose last batch was not committed (NullPointerException in KafkaMicroBatchStream.metrics,
-# SPARK-55271; seen here with 4.1.1, fixed in 4.1.3). Its token provider (delegation
-# tokens only) is served up to 4.1.1 and kept there: same kafka-clients, same API.
-# The tests run them on PySpark 3.5.8 and 4.1.4. Each was checked against the SHA-1
-# published beside it when pinned.
+# SPARK-55271; seen here with 4.1.1, fixed in 4.1.3). The bug came with 4.1's real-time
+# mode (SPARK-54027), so the 4.0 line (emr-spark-8.0 runs Spark 4.0.2) keeps the
+# platform's own 4.0.2. The token provider (delegation tokens only) is served up to 4.0.0
+# and 4.1.1 of those lines and kept there: same kafka-clients, same API.
+# The tests run 3.5 and 4.1 on PySpark 3.5.8 and 4.1.4; the 4.0 set is only packaged (for
+# EMR), never run here. Each was checked against the SHA-1 published beside it when pinned.
 KAFKA_JARS: dict[str, tuple[Jar, ...]] = {
     "3.5": (
         Jar(
@@ -194,6 +207,32 @@ KAFKA_JARS: dict[str, tuple[Jar, ...]] = {
             "commons-pool2",
             "2.11.1",
             "ea0505ee7515e58b1ac0e686e4d1a5d9f7d808e251a61bc371aa0595b9963f83",
+        ),
+    ),
+    "4.0": (
+        Jar(
+            "org.apache.spark",
+            "spark-sql-kafka-0-10_2.13",
+            "4.0.2",
+            "faa232c017b0cb4480c14643eb82abf6d0cac4b4d032059bf999b9246d045eb6",
+        ),
+        Jar(
+            "org.apache.spark",
+            "spark-token-provider-kafka-0-10_2.13",
+            "4.0.0",
+            "f2be3b76f9e6cbe63379d4e4e0dc14f59dbf056ae2ad16ff15ac108004c86767",
+        ),
+        Jar(
+            "org.apache.kafka",
+            "kafka-clients",
+            "3.9.1",
+            "7568b998572d256f0b7bc0afdc1b7a2588b8b08415c62ce314c864a6851ae9d9",
+        ),
+        Jar(
+            "org.apache.commons",
+            "commons-pool2",
+            "2.12.0",
+            "6d3bd18df8410f3e31b031aca582cc109342358a62a2759ebd0c4cdf30d06f8b",
         ),
     ),
     "4.1": (
@@ -226,7 +265,7 @@ KAFKA_JARS: dict[str, tuple[Jar, ...]] = {
 
 # Amazon MSK's IAM login module for kafka-clients (sasl.mechanism AWS_MSK_IAM). It calls
 # the AWS SDK v2, which Glue and EMR put on the class path; locally only PySpark 4.1's S3A
-# jars bring one. Needed only by specs that ask for IAM.
+# jars bring one. Needed only by specs that ask for IAM; one jar serves every line.
 MSK_IAM_JAR = Jar(
     "software.amazon.msk",
     "aws-msk-iam-auth",
@@ -308,6 +347,11 @@ def kafka_jars(spark_line: str | None = None) -> tuple[Jar, ...]:
         ) from None
 
 
+def spark_line_of(version: str) -> str:
+    """The line ("4.0") of a Spark version ("4.0.2", or a line itself)."""
+    return ".".join(version.split(".")[:2])
+
+
 def kafka_jar_paths(msk_iam: bool = False) -> list[Path]:
     """Paths of the cached Kafka source jars (plus MSK's IAM module if asked); raises if
     missing."""
@@ -360,8 +404,8 @@ def _ivy_jar() -> Path:
 
 
 def fetch_jars(java: str = "java") -> list[Path]:
-    """Fetch every pinned jar a local run needs (JDBC, S3A, Iceberg, Kafka) not yet cached,
-    verify its checksum, return all paths."""
+    """Fetch every pinned jar a local run or a package needs (JDBC, S3A, Iceberg, Kafka)
+    not yet cached, verify its checksum, return the paths of a local run's."""
     target = cache_dir()
     target.mkdir(parents=True, exist_ok=True)
     wanted = (
@@ -369,7 +413,9 @@ def fetch_jars(java: str = "java") -> list[Path]:
         *s3a_jars(),
         iceberg_jar(),
         *iceberg_aws_jars(),
-        *kafka_jars(),
+        # Every line's Kafka source (a few MB): `sluiceway package --target` takes the
+        # platform's, whatever the local pyspark is.
+        *dict.fromkeys(jar for line in KAFKA_JARS for jar in kafka_jars(line)),
         MSK_IAM_JAR,
     )
     for jar in wanted:
