@@ -15,6 +15,7 @@ from sluiceway.runtimes.glue import (
     BATCH_ARGUMENTS,
     BATCH_OPTIONAL,
     glue_arguments,
+    jdbc_conf_reader,
     start_glue_job,
 )
 from sluiceway.runtimes.job import run_batch_job
@@ -30,6 +31,7 @@ def main() -> int:
         full_refresh=args["full_refresh"],
         output_root=args.get("output"),
         state_location=args.get("state"),
+        jdbc_conf=jdbc_conf_reader(context),
     )
     if status == 0:
         job.commit()

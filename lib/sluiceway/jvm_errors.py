@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from py4j.protocol import Py4JError, Py4JJavaError
@@ -9,6 +10,9 @@ from pyspark.errors.exceptions.captured import CapturedException
 
 # What a Spark action or read may raise on the Python side; catch these, nothing broader.
 SPARK_ERRORS: tuple[type[BaseException], ...] = (Py4JJavaError, CapturedException, Py4JError)
+# A message of ours raised inside a Spark job (assert_true / raise_error), as Spark 4 wraps
+# it: the class and SQL state say nothing the message does not.
+_USER_RAISED = re.compile(r"^\[USER_RAISED_EXCEPTION\] (?P<message>.*?)(?: SQLSTATE: \w+)?$")
 
 
 def _is_sql_exception(java_exc: Any) -> bool:
@@ -39,4 +43,7 @@ def describe_spark_error(exc: BaseException) -> str:
     if message is None:
         message = str(exc)
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+    if not lines:
+        return type(exc).__name__
+    raised = _USER_RAISED.match(lines[0])
+    return raised.group("message") if raised else lines[0]

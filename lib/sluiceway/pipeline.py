@@ -40,12 +40,18 @@ from sluiceway.errors import (
     StateError,
     TransformError,
 )
+from sluiceway.report import landed_text
 from sluiceway.sinks.dataset import Batch, ParquetDataset
 from sluiceway.sinks.iceberg import IcebergDataset, watermark_properties
 from sluiceway.sinks.loads import load_connections, write_load
 from sluiceway.sinks.s3 import check_s3_locations
 from sluiceway.sources import jdbc
-from sluiceway.sources.credentials import Credentials, read_hash_salt, resolve_credentials
+from sluiceway.sources.credentials import (
+    Credentials,
+    JdbcConfReader,
+    read_hash_salt,
+    resolve_credentials,
+)
 from sluiceway.spec import (
     IcebergSink,
     Load,
@@ -262,8 +268,13 @@ def run(
     only: Iterable[str] | None = None,
     run_id: str | None = None,
     on_table: Callable[[TableReport], None] | None = None,
+    jdbc_conf: JdbcConfReader | None = None,
 ) -> RunReport:
-    """Run the pipeline; each table's watermark is committed only after its writes succeeded."""
+    """Run the pipeline; each table's watermark is committed only after its writes succeeded.
+
+    `jdbc_conf` reads a connection's `glue_connection` (on Glue, GlueContext's
+    extract_jdbc_conf); by default the Glue GetConnection API.
+    """
     check(spec)  # a transform or builder that does not resolve fails before anything starts
     started = time.monotonic()
     run_id = run_id or new_run_id()
@@ -288,7 +299,7 @@ def run(
             if isinstance(item.sink, IcebergSink) and item.sink.catalog.connection
         }
         credentials = {
-            name: resolve_credentials(spec.connections[name])
+            name: resolve_credentials(spec.connections[name], jdbc_conf=jdbc_conf)
             for name in used | load_connections(loads) | catalog_connections
         }
         sources = {
@@ -530,12 +541,12 @@ def _write_valid_and_quarantined(
         _write_quarantine(ctx, table, batch, item, mode, overlap)
     item.catalog = batch.dataset.published
     log.info(
-        "%s: wrote %d rows (%d quarantined) into %d partitions of %s",
+        "%s: wrote %d rows (%d quarantined) to %s: %s",
         table.name,
         item.rows_written,
         item.rows_quarantined,
-        len(item.partitions),
         table.sink.path,
+        landed_text(item),
     )
 
 
@@ -602,12 +613,7 @@ def _run_output(ctx: RunContext, output: OutputSpec, rebuild: bool) -> TableRepo
         _run_loads(ctx, output.load, dataset, item)
         _commit(ctx, state_key, output.name, inputs=versions)
         item.status = "written"
-        log.info(
-            "%s: rebuilt %d rows into %d partitions",
-            output.name,
-            item.rows_written,
-            len(item.partitions),
-        )
+        log.info("%s: rebuilt %d rows: %s", output.name, item.rows_written, landed_text(item))
     return item
 
 

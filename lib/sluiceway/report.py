@@ -28,10 +28,18 @@ def print_error(message: object) -> None:
 def print_table_progress(item: TableReport) -> None:
     """One line as each table or output of a batch run finishes."""
     print(
-        f"  {item.name}: {item.status}, {item.rows_written} rows, "
-        f"{len(item.partitions)} partitions, {item.seconds:.1f}s",
+        f"  {item.name}: {item.status}, {item.rows_written} rows, {landed_text(item)}, "
+        f"{item.seconds:.1f}s",
         flush=True,
     )
+
+
+def landed_text(item: TableReport) -> str:
+    """Where a dataset's rows went: the Parquet partitions written, or the Iceberg commit
+    (an Iceberg table has no partition directories of ours to count)."""
+    if item.commit:
+        return commit_line(item.commit)
+    return f"{len(item.partitions)} partitions"
 
 
 def _summary_row(t: TableReport) -> tuple[str, ...]:

@@ -85,6 +85,9 @@ class Connection:
     fetch_size: int
     rows_per_partition: int
     options: Mapping[str, str] = field(default_factory=dict)
+    # A Glue JDBC connection holding the URL and login (extract_jdbc_conf on Glue, the
+    # GetConnection API elsewhere): attached to a deployed Glue job, it is also its VPC path.
+    glue_connection: str | None = None
 
 
 @dataclass(frozen=True)
@@ -399,6 +402,7 @@ def _parse_connection(r: Reader, name: str) -> Connection:
         "user",
         "password_env",
         "secret_id",
+        "glue_connection",
         "max_connections",
         "fetch_size",
         "rows_per_partition",
@@ -406,16 +410,24 @@ def _parse_connection(r: Reader, name: str) -> Connection:
     )
     password_env = r.identifier("password_env")
     secret_id = r.get("secret_id", str)
-    if not password_env and not secret_id:
-        r.fail("", "needs password_env (an environment variable name) or secret_id")
+    glue_connection = r.get("glue_connection", str)
+    if glue_connection and (password_env or secret_id):
+        r.fail("glue_connection", "holds the login itself: drop password_env and secret_id")
+    if not (password_env or secret_id or glue_connection):
+        r.fail(
+            "",
+            "needs password_env (an environment variable name), secret_id (Secrets Manager) "
+            "or glue_connection (a Glue JDBC connection)",
+        )
     host = r.get("host", str)
-    if not host and not secret_id:
-        r.fail("host", "is required (or give a secret_id whose secret holds it)")
+    if not host and not (secret_id or glue_connection):
+        r.fail("host", "is required (or give a secret_id or glue_connection that holds it)")
     options = r.get("options", dict, {})
     for key, value in options.items():
         if key.lower() in ("password", "user"):
             r.fail(
-                f"options.{key}", "credentials never go in options; use password_env or secret_id"
+                f"options.{key}",
+                "credentials never go in options; use secret_id, glue_connection or password_env",
             )
         if not isinstance(value, str | int | bool):
             r.fail(f"options.{key}", "must be a string, number or boolean")
@@ -428,6 +440,7 @@ def _parse_connection(r: Reader, name: str) -> Connection:
         user=r.get("user", str),
         password_env=password_env,
         secret_id=secret_id,
+        glue_connection=glue_connection,
         max_connections=r.positive("max_connections", 4),
         fetch_size=r.positive("fetch_size", 10_000),
         rows_per_partition=r.positive("rows_per_partition", 500_000),

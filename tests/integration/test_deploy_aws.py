@@ -191,6 +191,8 @@ def test_redeploy_updates_the_job_in_place(aws, artifacts, bucket, glue_role):
     job = unique("tpch")
     options = GlueJobOptions(job_name=job, role=glue_role, bucket=bucket)
     deploy_glue_job(aws, artifacts, options)
+    connection = unique("rds-vpc")
+    aws.glue.create_connection(ConnectionInput=network_connection_input(connection))
     calls = record_calls(aws.glue)
 
     changed = GlueJobOptions(
@@ -200,7 +202,7 @@ def test_redeploy_updates_the_job_in_place(aws, artifacts, bucket, glue_role):
         glue_version="6.0",
         worker_type="G.2X",
         workers=5,
-        connections=("rds-vpc",),
+        connections=(connection,),
     )
     again = deploy_glue_job(aws, artifacts, changed)
 
@@ -208,10 +210,11 @@ def test_redeploy_updates_the_job_in_place(aws, artifacts, bucket, glue_role):
         "GlueVersion": "6.0",
         "WorkerType": "G.2X",
         "NumberOfWorkers": 5,
-        "Connections": {"Connections": ["rds-vpc"]},
+        "Connections": {"Connections": [connection]},
     }
     assert again.action == "updated"
     assert calls == [
+        ("GetConnection", {"Name": connection, "HidePassword": True}),
         ("GetJob", {"JobName": job}),
         ("UpdateJob", {"JobName": job, "JobUpdate": expected}),
     ]
@@ -779,6 +782,49 @@ def test_output_and_state_overrides_reach_the_glue_job_and_the_emr_run(
 # Serverless application's networkConfiguration, so all of it is read back from moto)
 
 
+def network_connection_input(name: str) -> dict:
+    return {
+        "Name": name,
+        "ConnectionType": "NETWORK",
+        "ConnectionProperties": {},
+        "PhysicalConnectionRequirements": {
+            "SubnetId": "subnet-1",
+            "AvailabilityZone": "us-east-1a",
+        },
+    }
+
+
+def test_a_specs_glue_connection_is_attached_and_a_missing_one_refused_before_upload(
+    aws, tmp_path, bucket, glue_role
+):
+    connection = unique("rds-tpch")
+    spec = tmp_path / DEMO_SPEC.name
+    spec.write_text(
+        deployable_demo(DEMO_SPEC.read_text()).replace(
+            'secret_id = "sluiceway/tpch"', f'glue_connection = "{connection}"'
+        )
+    )
+    built = build_artifacts(spec, tmp_path / "dist")
+    job = unique("glueconn")
+    options = GlueJobOptions(job_name=job, role=glue_role, bucket=bucket)
+
+    with pytest.raises(DeployError, match=rf"^Glue connection {connection} does not exist"):
+        deploy_glue_job(aws, built, options)
+    assert uploaded_keys(aws, bucket) == []
+    assert job not in aws.glue.list_jobs()["JobNames"]
+
+    aws.glue.create_connection(
+        ConnectionInput={
+            "Name": connection,
+            "ConnectionType": "JDBC",
+            "ConnectionProperties": {"JDBC_CONNECTION_URL": "jdbc:postgresql://db:5432/tpch"},
+        }
+    )
+    deploy_glue_job(aws, built, options)
+    stored = aws.glue.get_job(JobName=job)["Job"]
+    assert stored["Connections"]["Connections"] == [connection]
+
+
 @pytest.fixture
 def vpc(aws) -> tuple[str, str, str]:
     """A subnet (and its availability zone) and a security group in a new VPC."""
@@ -797,8 +843,10 @@ def test_deploy_glue_creates_a_network_connection_from_a_subnet_and_attaches_it(
     subnet, zone, group = vpc
     job = unique("net")
     network = Network((subnet,), (group,))
+    rds = unique("rds-orders")
+    aws.glue.create_connection(ConnectionInput=network_connection_input(rds))
     options = GlueJobOptions(
-        job_name=job, role=glue_role, bucket=bucket, connections=("rds-orders",), network=network
+        job_name=job, role=glue_role, bucket=bucket, connections=(rds,), network=network
     )
     add_update_job_shim(aws.glue)
     calls = record_calls(aws.glue)
@@ -815,7 +863,7 @@ def test_deploy_glue_creates_a_network_connection_from_a_subnet_and_attaches_it(
         "AvailabilityZone": zone,
     }
     stored = aws.glue.get_job(JobName=job)["Job"]
-    assert stored["Connections"]["Connections"] == ["rds-orders", f"{job}-network"]
+    assert stored["Connections"]["Connections"] == [rds, f"{job}-network"]
 
     # The same name with another subnet is refused before anything is uploaded.
     other = aws.ec2.create_subnet(

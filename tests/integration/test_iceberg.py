@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sluiceway import pipeline
-from sluiceway.errors import SluicewayError, SpecError
+from sluiceway.errors import SinkError, SluicewayError, SpecError
 from sluiceway.sinks.dataset import Batch
 from sluiceway.sinks.iceberg import RUN_ID_PROPERTY, WATERMARK_PROPERTY, IcebergDataset
 from sluiceway.spec import PartitionField, load_spec
@@ -390,3 +390,26 @@ sink = { format = "iceberg" }
     expected = sorted(db.query("SELECT grp, count(*) FROM ice_fail GROUP BY grp"))
     assert sorted(tuple(r) for r in spark.table("lake.ice.totals").collect()) == expected
     assert _summaries(spark, "lake.ice.totals")[-1][RUN_ID_PROPERTY] == "ok-2"
+
+
+def test_a_null_key_fails_the_merge_in_its_own_pass_and_lands_nothing(spark, tmp_path):
+    ds = _dataset(spark, tmp_path)
+    first = [(1, "a", "2024-01-01", "1.00", "2024-01-01 00:00:00")]
+    ds.write(Batch(_df(spark, first)), "overwrite")
+    before = ds.committed()
+    batch = _df(
+        spark,
+        [
+            (2, "a", "2024-01-02", "2.00", "2024-01-02 00:00:00"),
+            (None, "b", "2024-01-03", "3.00", "2024-01-03 00:00:00"),
+        ],
+    )
+
+    with pytest.raises(SinkError) as caught:
+        ds.write(Batch(batch, commit_properties={"sluiceway.run-id": "bad"}), "merge")
+
+    assert str(caught.value).endswith(
+        "a row has a NULL in primary key (id), which no merge can match; refused"
+    ), str(caught.value)
+    assert _rows(spark, ds) == [(1, "a", "2024-01-01", "1.00", "2024-01-01 00:00:00")]
+    assert ds.committed() == before

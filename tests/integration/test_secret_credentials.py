@@ -1,6 +1,8 @@
 """A connection's password from Secrets Manager (the moto server), with no password in the
 environment, as a Glue or EMR job gets it: an RDS-managed JSON secret (`username` and
-`password`; the spec names no user) and a plain-string secret (the password alone). A
+`password`; the spec names no user), a plain-string secret (the password alone), and a
+Glue JDBC connection read through GetConnection (moto keeps its properties; it answers no
+ConnectionType, which the reader takes for JDBC, what Glue answers for these). A
 missing secret is one clear error naming the spec key and the secret id, raised before the
 source is read, with no output and no watermark written (only
 the failed run's report).
@@ -122,3 +124,58 @@ def test_a_missing_secret_names_the_key_and_the_secret_and_writes_nothing(
     # Only the failed run's own report, which says why.
     latest = json.loads((out / "_state" / "secrets" / "runs" / "latest.json").read_text())
     assert (latest["status"], latest["error"]) == ("failed", str(caught.value))
+
+
+@pytest.mark.parametrize("login", ["properties", "secret"])
+def test_a_pipeline_reads_endpoint_and_login_from_a_glue_connection(
+    spark, tmp_path, orders, secrets, monkeypatch, login
+):
+    db, table = orders
+    monkeypatch.delenv(db.password_env, raising=False)
+    url = f"jdbc:postgresql://{db.host}:{db.port}/{db.database}"
+    if login == "properties":
+        props = {"USERNAME": db.user, "PASSWORD": db.password}
+    else:  # the connection names a secret holding the login, as Glue's console makes them
+        secret = json.dumps({"username": db.user, "password": db.password})
+        props = {"SECRET_ID": _secret(secrets, secret)}
+    name = f"test-glue-connection-{uuid.uuid4().hex[:8]}"
+    glue = boto3.client("glue")
+    glue.create_connection(
+        ConnectionInput={
+            "Name": name,
+            "ConnectionType": "JDBC",
+            "ConnectionProperties": {"JDBC_CONNECTION_URL": url, **props},
+        }
+    )
+    text = SPEC.format(out=tmp_path / "out", db=db, user_line="", secret_id="unused", table=table)
+    # No host, port, database or user in the spec: all of them come from the connection.
+    for line in ("host =", "port =", "database =", "secret_id ="):
+        text = "\n".join(x for x in text.splitlines() if not x.startswith(line))
+    text = text.replace(
+        'engine = "postgresql"', f'engine = "postgresql"\nglue_connection = "{name}"'
+    )
+    path = tmp_path / "glue.toml"
+    path.write_text(text, encoding="utf-8")
+    report = pipeline.run(spark, load_spec(path))  # (moto 5 cannot DeleteConnection: kept)
+
+    assert [(t.status, t.rows_written) for t in report.tables] == [("written", 2)]
+
+
+def test_a_missing_glue_connection_names_the_key_and_writes_nothing(spark, tmp_path, orders):
+    moto_endpoint()
+    db, table = orders
+    missing = f"test-glue-connection-absent-{uuid.uuid4().hex[:8]}"
+    text = SPEC.format(out=tmp_path / "out", db=db, user_line="", secret_id="x", table=table)
+    text = text.replace('secret_id = "x"', f'glue_connection = "{missing}"')
+    path = tmp_path / "glue.toml"
+    path.write_text(text, encoding="utf-8")
+
+    with pytest.raises(CredentialsError) as caught:
+        pipeline.run(spark, load_spec(path))
+
+    assert str(caught.value) == (
+        f"connections.db.glue_connection: Glue connection {missing}: EntityNotFoundException "
+        "(no such connection in this account and region)"
+    )
+    assert not (tmp_path / "out" / "tables").exists()
+    assert not (tmp_path / "out" / "_state" / "secrets" / "tables").exists()

@@ -52,3 +52,22 @@ def test_an_iceberg_commit_is_shown_under_the_table_with_rows_and_files_in_and_o
         "  orders: iceberg snapshot 42: +9/-0 rows, +2/-0 data files, +1/-0 delete files",
         "run r1: succeeded, 2 datasets, 10 rows written, 3.0s",
     ]
+
+
+def test_an_iceberg_tables_progress_line_shows_its_commit_not_partitions(capsys):
+    item = TableReport("orders", "table", status="written", rows_written=10, seconds=1.2)
+    item.commit = {
+        "snapshot_id": 42,
+        "added-records": 10,
+        "deleted-records": 3,
+        "added-data-files": 2,
+        "deleted-data-files": 1,
+        "added-delete-files": 0,
+        "removed-delete-files": 0,
+    }
+    print_table_progress(item)
+    out = capsys.readouterr().out
+    assert out == (
+        "  orders: written, 10 rows, iceberg snapshot 42: +10/-3 rows, +2/-1 data files, "
+        "+0/-0 delete files, 1.2s\n"
+    )

@@ -209,3 +209,17 @@ def test_catalog_names_must_be_lower_case_and_complete():
         "x.toml: tables.orders.catalog.database: is required"
     )
     assert "unknown key" in _error(BASE + 'catalog = { database = "s", db = "x" }\n')
+
+
+def test_a_glue_connection_holds_the_endpoint_and_login():
+    text = BASE.replace('host = "127.0.0.1"\npassword_env = "PW"', 'glue_connection = "rds-orders"')
+    spec = parse_spec(text, "x.toml")
+    conn = spec.connections["db"]
+    assert (conn.glue_connection, conn.host, conn.password_env) == ("rds-orders", None, None)
+    both = BASE.replace('password_env = "PW"', 'password_env = "PW"\nglue_connection = "rds"')
+    assert (
+        "connections.db.glue_connection: holds the login itself: drop password_env and secret_id"
+        in _error(both)
+    )
+    neither = BASE.replace('password_env = "PW"\n', "")
+    assert "or glue_connection (a Glue JDBC connection)" in _error(neither)

@@ -41,7 +41,7 @@ def cluster_problems(spec: PipelineSpec, platform: str) -> list[str]:
     """What in `spec` a cluster run cannot have, one line per key."""
     problems = [
         f"connections.{conn.name}.password_env: {platform} has no ${conn.password_env}; "
-        "keep the password in Secrets Manager and set secret_id"
+        "keep the password in Secrets Manager and set secret_id (or name a glue_connection)"
         for conn in spec.connections.values()
         if conn.password_env
     ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sluiceway.deploy.aws import (
@@ -187,7 +187,13 @@ def deploy_glue_job(
     """Upload the set and create the job, or update it in place if it exists."""
     options.validate()
     check_glue_version(artifacts.built_for, options.glue_version)
-    iceberg_conf = _checked_spec_conf(artifacts, options)
+    iceberg_conf, spec_connections = _checked_spec(artifacts, options)
+    # A spec's glue_connection is also the job's way into the VPC: it is attached too.
+    connections = tuple(dict.fromkeys((*options.connections, *spec_connections)))
+    options = replace(options, connections=connections)
+    for name in connections:
+        if name != options.network_connection_name:  # that one is made below if missing
+            _check_connection_exists(clients, name)
     check_bucket(clients, options.bucket)
     role = role_arn(clients, options.role, "Glue job")
     existing = _existing_job(clients, options.job_name)
@@ -221,19 +227,36 @@ def deploy_glue_job(
     return GlueDeployment(options.job_name, "updated", definition, uploaded)
 
 
-def _checked_spec_conf(artifacts: ArtifactSet, options: GlueJobOptions) -> Conf:
-    """Check the set's spec for Glue (before anything is uploaded); the Iceberg settings of
-    a batch spec."""
+def _checked_spec(artifacts: ArtifactSet, options: GlueJobOptions) -> tuple[Conf, tuple[str, ...]]:
+    """Check the set's spec for Glue (before anything is uploaded); a batch spec's Iceberg
+    settings and the Glue connections its database connections read their logins from."""
     if artifacts.kind == "stream":
         if options.state is not None:
             raise DeployError("--state: a stream keeps its state in --checkpoint")
         deployed_stream_spec(
             artifacts, "a Glue job", options.output, options.checkpoint, on_glue=True
         )
-        return ()
+        return (), ()
     if options.checkpoint is not None:
         raise DeployError("--checkpoint: only a stream has one (a pipeline has --state)")
-    return iceberg_job_conf(deployed_spec(artifacts, "a Glue job", options.output, options.state))
+    spec = deployed_spec(artifacts, "a Glue job", options.output, options.state)
+    glue_connections = tuple(
+        conn.glue_connection for conn in spec.connections.values() if conn.glue_connection
+    )
+    return iceberg_job_conf(spec), glue_connections
+
+
+def _check_connection_exists(clients: AwsClients, name: str) -> None:
+    """Glue accepts a job naming a connection that does not exist; its run would not start."""
+    found = aws_lookup(
+        f"Glue connection {name}",
+        clients.glue.get_connection,
+        missing=("EntityNotFoundException",),
+        Name=name,
+        HidePassword=True,
+    )
+    if found is None:
+        raise DeployError(f"Glue connection {name} does not exist (create it, or fix its name)")
 
 
 def start_glue_run(clients: AwsClients, job_name: str, full_refresh: bool = False) -> str:

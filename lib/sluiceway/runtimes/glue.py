@@ -19,6 +19,8 @@ from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from sluiceway import report
+from sluiceway.errors import CredentialsError
+from sluiceway.sources.credentials import JdbcConfReader, glue_jdbc_conf
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ class GlueContextLike(Protocol):
 
     @property
     def spark_session(self) -> SparkSession: ...
+
+    def extract_jdbc_conf(self, connection_name: str, catalog_id: str | None = None) -> Any: ...
 
 
 class JobLike(Protocol):
@@ -65,6 +69,29 @@ class LocalGlueContext:
 
     def get_logger(self) -> logging.Logger:
         return logging.getLogger("sluiceway.glue")
+
+    def extract_jdbc_conf(self, connection_name: str, catalog_id: str | None = None) -> Any:
+        """What Glue's extract_jdbc_conf answers ("url", "user", "password", "vendor"), read
+        through the Glue GetConnection API (moto in tests)."""
+        return glue_jdbc_conf(connection_name)
+
+
+def jdbc_conf_reader(context: GlueContextLike) -> JdbcConfReader:
+    """A Glue connection's JDBC settings as the context reads them; a failure on Glue's JVM
+    side (a missing connection, no permission) becomes one CredentialsError."""
+    from py4j.protocol import Py4JError
+
+    def read(name: str) -> Mapping[str, Any]:
+        try:
+            conf = context.extract_jdbc_conf(name)
+        except Py4JError as exc:
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise CredentialsError(f"Glue connection {name}: {first}") from exc
+        # On Glue the answer is a Java map seen through Py4J: copy the keys we read.
+        keys = ("url", "fullUrl", "user", "password", "vendor")
+        return {key: conf[key] for key in keys if key in conf}
+
+    return read
 
 
 class LocalJob:

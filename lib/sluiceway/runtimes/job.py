@@ -22,6 +22,7 @@ from sluiceway.runtimes.spec_location import read_spec_location, read_stream_spe
 
 if TYPE_CHECKING:
     from sluiceway.runtimes.glue import GlueContextLike
+    from sluiceway.sources.credentials import JdbcConfReader
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +55,19 @@ def run_batch_job(
     output_root: str | None = None,
     state_location: str | None = None,
     iceberg_catalog: str | None = None,
+    jdbc_conf: JdbcConfReader | None = None,
 ) -> int:
-    """Load the spec, run the pipeline on `spark`, print the summary; 0 on success, else 1."""
+    """Load the spec, run the pipeline on `spark`, print the summary; 0 on success, else 1.
+
+    `jdbc_conf` reads the spec's Glue connections (GlueContext's on Glue)."""
 
     def job() -> None:
         refresh = parse_flag(full_refresh, "full_refresh")
         spec = read_spec_location(spec_location, output_root, state_location, iceberg_catalog)
         log.info("%s: running on Spark %s (spec %s)", spec.name, spark.version, spec_location)
-        result = pipeline.run(apply_pipeline_conf(spark), spec, full_refresh=refresh)
+        result = pipeline.run(
+            apply_pipeline_conf(spark), spec, full_refresh=refresh, jdbc_conf=jdbc_conf
+        )
         report.print_summary(result)
 
     return _exit_status(job)

@@ -35,6 +35,11 @@ PIPELINE_CONF: dict[str, str] = {
     # Timestamps are planned, compared and written in UTC; see sources/jdbc.py.
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    # Dates and timestamps before 1582-10-15 are written as they are (proleptic Gregorian,
+    # what Spark 3+, Iceberg, Athena and Redshift read), not refused: Spark 4's default;
+    # Spark 3.5's (EXCEPTION) failed the write of a PostgreSQL date '1500-03-01'.
+    "spark.sql.parquet.datetimeRebaseModeInWrite": "CORRECTED",
+    "spark.sql.parquet.int96RebaseModeInWrite": "CORRECTED",
     # Row counts come from observations on the write itself. When a shuffle's output is
     # empty (an append whose rows all landed already, a batch all quarantined), this rule
     # replaces the rest of the plan, and the observation's metrics with it (checked on

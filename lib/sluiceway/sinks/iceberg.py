@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import os
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -229,7 +231,7 @@ class IcebergDataset:
             raise SinkError("merge needs a primary_key", where=self.where)
         df = batch.df
         if mode == "merge":
-            self._refuse_null_keys(df)
+            df = self._refusing_null_keys(df)
             order = self.incremental_column or "_extracted_at"
             if order in df.columns:
                 df = dedupe_latest(df, self.primary_key, order)
@@ -284,17 +286,15 @@ class IcebergDataset:
         counters = {key: int(summary.get(key) or 0) for key in COMMIT_COUNTERS}
         return {"snapshot_id": rows[0]["snapshot_id"], **counters}
 
-    def _refuse_null_keys(self, df: DataFrame) -> None:
-        null_key = F.lit(False)
-        for column in self.primary_key:
-            null_key = null_key | F.col(column).isNull()
-        bad = df.filter(null_key).limit(1).count()
-        if bad:
-            raise SinkError(
-                f"rows with a NULL in primary key ({', '.join(self.primary_key)}) can never "
-                "be matched; refused",
-                where=self.where,
-            )
+    def _refusing_null_keys(self, df: DataFrame) -> DataFrame:
+        """`df`, failing the write that reads it at the first row with a NULL key part: such
+        a row can never be matched, so every run would insert it again. Checked in the
+        write's own pass (a count before it would read the source twice); the write fails
+        before its commit, so nothing lands."""
+        keys = ", ".join(self.primary_key)
+        complete = reduce(operator.and_, [F.col(k).isNotNull() for k in self.primary_key])
+        message = f"a row has a NULL in primary key ({keys}), which no merge can match; refused"
+        return df.filter(F.assert_true(complete, message).isNull())
 
     def _view(self, df: DataFrame) -> str:
         name = f"_sluiceway_batch_{uuid.uuid4().hex[:12]}"

@@ -1,7 +1,12 @@
-"""Database credentials and the hash salt: from an environment variable or Secrets Manager.
+"""Database credentials and the hash salt: from Secrets Manager, a Glue connection or (on a
+laptop) an environment variable.
+
+Glue jobs get no environment variables of ours, and an EMR Serverless run's environment is
+stored with its submit parameters, so a deployed spec names a secret (`secret_id`,
+`hash_salt_secret_id`) or a Glue JDBC connection (`glue_connection`) instead.
 
 Secrets never travel as arguments and are never logged: the password field is kept out
-of repr(), and errors name the variable or secret id, never a value.
+of repr(), and errors name the variable, secret id or connection, never a value.
 """
 
 from __future__ import annotations
@@ -9,14 +14,23 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from sluiceway import aws
 from sluiceway.errors import CredentialsError
 from sluiceway.spec import Connection
 
 log = logging.getLogger(__name__)
+
+# A Glue connection name -> the mapping GlueContext.extract_jdbc_conf returns ("url",
+# "user", "password", "vendor", and on recent Glue "fullUrl"). On Glue the job passes the
+# real method; elsewhere glue_jdbc_conf reads the same through the GetConnection API.
+JdbcConfReader = Callable[[str], Mapping[str, Any]]
+# The URL schemes a Glue JDBC connection may give for each of our engines.
+_SCHEMES = {"postgresql": ("postgresql",), "mysql": ("mysql", "mariadb"), "redshift": ("redshift",)}
 
 
 @dataclass(frozen=True)
@@ -28,8 +42,12 @@ class Credentials:
     database: str | None
 
 
-def resolve_credentials(conn: Connection, secrets_client: Any | None = None) -> Credentials:
+def resolve_credentials(
+    conn: Connection, secrets_client: Any | None = None, *, jdbc_conf: JdbcConfReader | None = None
+) -> Credentials:
     """User, password and (optionally) endpoint for a connection; the spec's values win."""
+    if conn.glue_connection:
+        return _from_glue_connection(conn, jdbc_conf or glue_jdbc_conf)
     secret: dict[str, object] = {}
     if conn.secret_id:
         secret = _read_login(conn.secret_id, secrets_client, f"connections.{conn.name}.secret_id")
@@ -45,10 +63,24 @@ def resolve_credentials(conn: Connection, secrets_client: Any | None = None) -> 
         raise CredentialsError(
             f"secret {conn.secret_id} has no password", where=f"connections.{conn.name}.secret_id"
         )
-    user = conn.user or secret.get("username") or secret.get("user")
-    host = conn.host or secret.get("host")
-    port = conn.port or secret.get("port")
-    database = conn.database or secret.get("dbname") or secret.get("database")
+    return _credentials(
+        conn,
+        user=secret.get("username") or secret.get("user"),
+        password=password,
+        host=secret.get("host"),
+        port=secret.get("port"),
+        database=secret.get("dbname") or secret.get("database"),
+    )
+
+
+def _credentials(
+    conn: Connection, *, user: object, password: str, host: object, port: object, database: object
+) -> Credentials:
+    """The login with the spec's own user, host, port and database winning over the source's."""
+    user = conn.user or user
+    host = conn.host or host
+    port = conn.port or port
+    database = conn.database or database
     if not isinstance(user, str) or not user:
         raise CredentialsError(
             "no user in the spec or the secret", where=f"connections.{conn.name}.user"
@@ -64,6 +96,86 @@ def resolve_credentials(conn: Connection, secrets_client: Any | None = None) -> 
         port=int(port) if port is not None else None,  # type: ignore[call-overload]
         database=str(database) if database is not None else None,
     )
+
+
+def _from_glue_connection(conn: Connection, reader: JdbcConfReader) -> Credentials:
+    """Host, port and database from the connection's JDBC URL; user and password beside it."""
+    name = str(conn.glue_connection)
+    where = f"connections.{conn.name}.glue_connection"
+    try:
+        conf = reader(name)
+    except CredentialsError as exc:
+        raise CredentialsError(exc.message, where=exc.where or where) from exc
+    # Glue's `url` may stop after host:port; `fullUrl`, where given, keeps the database.
+    url = str(conf.get("fullUrl") or conf.get("url") or "")
+    scheme, sep, rest = url.removeprefix("jdbc:").partition("://")
+    if not url.startswith("jdbc:") or not sep:
+        raise CredentialsError(f"Glue connection {name}: no JDBC URL (got {url!r})", where=where)
+    if scheme not in _SCHEMES.get(conn.engine, ()):
+        raise CredentialsError(
+            f"Glue connection {name}: a {scheme} URL for a {conn.engine} connection", where=where
+        )
+    password = conf.get("password")
+    if not isinstance(password, str) or not password:
+        raise CredentialsError(
+            f"Glue connection {name}: no password (nor a SECRET_ID that holds one)", where=where
+        )
+    parts = urlsplit(f"//{rest}")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise CredentialsError(f"Glue connection {name}: bad port in its URL", where=where) from exc
+    return _credentials(
+        conn,
+        user=conf.get("user"),
+        password=password,
+        host=parts.hostname,
+        port=port,
+        database=parts.path.strip("/") or None,
+    )
+
+
+def glue_jdbc_conf(name: str, client: Any | None = None) -> dict[str, str]:
+    """What GlueContext.extract_jdbc_conf gives for a Glue JDBC connection, read through the
+    Glue GetConnection API (EMR, a laptop, the local Glue stand-in): the URL and the login,
+    from the connection itself or from the secret it names."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    log.info("reading Glue connection %s", name)
+    client = client or aws.client("glue")
+    try:
+        found = client.get_connection(Name=name, HidePassword=False)["Connection"]
+    except ClientError as exc:
+        code = aws.error_code(exc)
+        hint = (
+            " (no such connection in this account and region)"
+            if code == "EntityNotFoundException"
+            else ""
+        )
+        raise CredentialsError(f"Glue connection {name}: {code}{hint}") from exc
+    except BotoCoreError as exc:
+        raise CredentialsError(f"Glue connection {name}: {exc}") from exc
+    # moto answers no ConnectionType; Glue answers JDBC for these.
+    if found.get("ConnectionType") not in (None, "JDBC"):
+        raise CredentialsError(
+            f"Glue connection {name} is a {found['ConnectionType']} connection, not JDBC"
+        )
+    props = found.get("ConnectionProperties", {})
+    url = str(props.get("JDBC_CONNECTION_URL", ""))
+    login: Mapping[str, object] = {
+        "username": props.get("USERNAME"),
+        "password": props.get("PASSWORD"),
+    }
+    secret_id = props.get("SECRET_ID") or found.get("AuthenticationConfiguration", {}).get(
+        "SecretArn"
+    )
+    if secret_id and not login["password"]:
+        login = _read_login(str(secret_id), None, f"Glue connection {name}: SECRET_ID")
+    conf = {"url": url, "fullUrl": url, "vendor": url.removeprefix("jdbc:").partition(":")[0]}
+    for key, value in (("user", login.get("username")), ("password", login.get("password"))):
+        if value:
+            conf[key] = str(value)
+    return conf
 
 
 def read_hash_salt(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from py4j.protocol import Py4JError
 
+from sluiceway.errors import CredentialsError
 from sluiceway.runtimes.glue import (
     LocalGlueContext,
     LocalJob,
@@ -11,6 +13,7 @@ from sluiceway.runtimes.glue import (
     glue_context,
     glue_job,
     glue_jvm_available,
+    jdbc_conf_reader,
 )
 
 
@@ -47,3 +50,32 @@ def test_optional_glue_arguments_are_resolved_only_when_given():
         [*base, "--output", "s3://b/out"], ["JOB_NAME", "spec"], optional=["output", "state"]
     )
     assert given["output"] == "s3://b/out" and "state" not in given
+
+
+class _GlueLikeContext:
+    """A stand-in for Glue's GlueContext: extract_jdbc_conf answers a mapping with more
+    keys than Sluiceway reads, or fails on the JVM side the way Py4J reports it."""
+
+    def __init__(self, conf=None, error=None):
+        self._conf, self._error = conf, error
+
+    def extract_jdbc_conf(self, connection_name, catalog_id=None):
+        if self._error:
+            raise self._error
+        return self._conf
+
+
+def test_jdbc_conf_reader_keeps_the_keys_sluiceway_reads():
+    conf = {"url": "jdbc:postgresql://h:5432", "user": "u", "password": "p", "enforceSSL": "false"}
+    read = jdbc_conf_reader(_GlueLikeContext(conf))
+    assert read("rds-orders") == {"url": "jdbc:postgresql://h:5432", "user": "u", "password": "p"}
+
+
+def test_jdbc_conf_reader_turns_a_glue_side_failure_into_one_error():
+    error = Py4JError("An error occurred while calling o42.extractJDBCConf.\nTrace: ...")
+    read = jdbc_conf_reader(_GlueLikeContext(error=error))
+    with pytest.raises(CredentialsError) as caught:
+        read("rds-orders")
+    assert str(caught.value) == (
+        "Glue connection rds-orders: An error occurred while calling o42.extractJDBCConf."
+    )

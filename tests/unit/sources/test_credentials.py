@@ -160,3 +160,59 @@ def test_an_unusable_salt_secret_is_one_clear_error(response, error, message):
     client = _stubbed(response, error, secret_id="etl/salt")
     with pytest.raises(CredentialsError, match=message):
         read_hash_salt("etl/salt", client)
+
+
+# glue_connection: `conf` stands for what GlueContext.extract_jdbc_conf answers on Glue.
+def _glue_conn(**overrides) -> Connection:
+    return _conn(secret_id=None, glue_connection="rds-orders", **overrides)
+
+
+def test_a_glue_connection_gives_endpoint_database_and_login():
+    conf = {
+        "url": "jdbc:postgresql://orders.internal:5432",
+        "fullUrl": "jdbc:postgresql://orders.internal:5432/shop",
+        "user": "etl",
+        "password": "pw",
+        "vendor": "postgresql",
+    }
+    creds = resolve_credentials(_glue_conn(), jdbc_conf=lambda name: conf)
+    assert (creds.user, creds.password, creds.host, creds.port, creds.database) == (
+        "etl",
+        "pw",
+        "orders.internal",
+        5432,
+        "shop",
+    )
+
+
+def test_the_specs_values_win_over_a_glue_connections():
+    conf = {"url": "jdbc:mysql://billing:3306", "user": "etl", "password": "pw"}
+    creds = resolve_credentials(
+        _glue_conn(engine="mysql", database="shop", user="reader"), jdbc_conf=lambda name: conf
+    )
+    assert (creds.user, creds.host, creds.port, creds.database) == (
+        "reader",
+        "billing",
+        3306,
+        "shop",
+    )
+
+
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [
+        ({"password": "pw", "user": "u"}, "no JDBC URL (got '')"),
+        ({"url": "jdbc:mysql://h:3306/d", "password": "pw"}, "a mysql URL for a postgresql"),
+        ({"url": "jdbc:postgresql://h:5432/d", "user": "u"}, "no password"),
+        ({"url": "jdbc:postgresql://h:port/d", "user": "u", "password": "pw"}, "bad port"),
+    ],
+)
+def test_a_glue_connection_that_cannot_serve_is_named(conf, message):
+    with pytest.raises(CredentialsError) as caught:
+        resolve_credentials(_glue_conn(), jdbc_conf=lambda name: conf)
+    assert caught.value.where == "connections.db.glue_connection"
+    assert str(caught.value).startswith(
+        "connections.db.glue_connection: Glue connection rds-orders: "
+    )
+    assert message in str(caught.value)
+    assert "pw" not in str(caught.value).replace(message, "")
