@@ -8,7 +8,7 @@ read -r -a lines <<< "${SLUICEWAY_SPARK_LINES:-3.5 4.1}"
 
 python3 scripts/services.py start || { echo "could not start the test databases" >&2; exit 1; }
 for line in "${lines[@]}"; do
-  SLUICEWAY_SPARK="$line" scripts/setup.sh || { echo "set-up failed for PySpark $line" >&2; exit 1; }
+  SLUICEWAY_BROWSER=1 SLUICEWAY_SPARK="$line" scripts/setup.sh || { echo "set-up failed for PySpark $line" >&2; exit 1; }
 done
 
 failed=()

@@ -106,6 +106,63 @@ def _cmd_state_reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from sluiceway.init_spec import InitRequest, init_spec
+    from sluiceway.spec_guess import Settings
+
+    result = init_spec(
+        InitRequest(
+            engine=args.engine,
+            host=args.host,
+            port=args.port,
+            database=args.database,
+            user=args.user,
+            password_env=args.password_env,
+            secret_id=args.secret_id,
+            schema=args.schema,
+            tables=_names(args.tables),
+            exclude=_names(args.exclude),
+            output=args.output,
+            name=args.name,
+            settings=Settings(
+                max_connections=args.max_connections,
+                partition_mb=args.partition_mb,
+                partition_rows=args.partition_rows,
+            ),
+        )
+    )
+    sys.stdout.write(result.text)
+    sys.stdout.flush()
+    print(result.summary, file=sys.stderr, flush=True)  # stdout is the spec
+    return 0
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from sluiceway.state import open_state_store, read_run_reports
+    from sluiceway.view import render_page
+
+    started = time.monotonic()
+    spec = _load(args)
+    runs = read_run_reports(open_state_store(spec.state_location), spec.name, args.runs)
+    page = render_page(spec, runs)
+    out = Path(args.out)
+    try:
+        out.write_text(page.html, encoding="utf-8")
+    except OSError as exc:
+        raise SluicewayError(f"view: cannot write {out}: {exc.strerror}") from exc
+    print(
+        f"view: {out}: {page.nodes} nodes, {page.charts} charts from {len(runs)} runs "
+        f"(state {spec.state_location}), {len(page.html) / 1024:.0f} KB, "
+        f"{time.monotonic() - started:.1f}s",
+        flush=True,
+    )
+    return 0
+
+
 def _cmd_jars_fetch(args: argparse.Namespace) -> int:
     from sluiceway import jars
 
@@ -283,6 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
     maintain_p.add_argument("--master", help="Spark master (default local[*])")
     maintain_p.set_defaults(func=_cmd_maintain)
 
+    add_init_command(sub)
+    view_p = sub.add_parser(
+        "view", help="one self-contained HTML page: the pipeline as a graph and its last runs"
+    )
+    spec_args(view_p)
+    view_p.add_argument("--out", default="pipeline.html", help="the page (default pipeline.html)")
+    view_p.add_argument("--runs", type=int, default=20, help="last runs to chart (default 20)")
+    view_p.set_defaults(func=_cmd_view)
+
     state_p = sub.add_parser("state", help="show or reset a pipeline's watermarks")
     state_sub = state_p.add_subparsers(dest="state_command", required=True)
     show_p = state_sub.add_parser("show", help="print watermarks and the latest run report")
@@ -376,6 +442,40 @@ def build_parser() -> argparse.ArgumentParser:
     mutate_p.set_defaults(func=_cmd_demo_mutate)
     add_deploy_commands(sub)
     return parser
+
+
+def add_init_command(sub) -> None:  # sub: the top-level subparsers
+    p = sub.add_parser(
+        "init",
+        allow_abbrev=False,  # `--password=...` must not pass for `--password-env`
+        help="print a pipeline spec (TOML) guessed from a database's catalog",
+        description="Reads the catalog and planner statistics (never the rows) and prints a "
+        "spec whose every guess is commented. The password comes from --password-env or "
+        "--secret-id, never from the command line.",
+    )
+    p.add_argument("--engine", required=True, choices=["postgresql", "mysql"])
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--database")
+    p.add_argument("--user")
+    p.add_argument("--password-env", help="environment variable holding the password")
+    p.add_argument("--secret-id", help="Secrets Manager secret (RDS JSON) with the credentials")
+    p.add_argument("--schema", help="PostgreSQL schema (default public)")
+    p.add_argument("--tables", help="comma-separated tables/views to include (default: all)")
+    p.add_argument("--exclude", help="comma-separated tables/views to leave out")
+    p.add_argument("--output", help="the spec's output root (default out/<name>)")
+    p.add_argument("--name", help="pipeline name (default: the database's)")
+    p.add_argument("--max-connections", type=int, default=4, help="per table (default 4)")
+    p.add_argument(
+        "--partition-mb", type=float, default=128.0, help="MiB of rows per Spark partition"
+    )
+    p.add_argument(
+        "--partition-rows",
+        type=int,
+        default=1_000_000,
+        help="tables with at least this many rows get partition_by on a date (default 1000000)",
+    )
+    p.set_defaults(func=_cmd_init)
 
 
 # ---------------------------------------------------------------------------------------

@@ -247,6 +247,7 @@ class TableSpec:
     sink: Sink
     catalog: CatalogTarget | None = None
     load: tuple[Load, ...] = ()
+    rows_per_partition: int | None = None  # overrides the connection's, for this table
 
 
 @dataclass(frozen=True)
@@ -692,6 +693,7 @@ def _parse_table(
         "primary_key",
         "split_column",
         "split_strategy",
+        "rows_per_partition",
         "incremental_column",
         "overlap_minutes",
         "overlap_ids",
@@ -769,7 +771,13 @@ def _parse_table(
         sink=sink,
         catalog=_parse_catalog(r, name),
         load=load,
+        rows_per_partition=_optional_positive(r, "rows_per_partition"),
     )
+
+
+def _optional_positive(r: Reader, key: str) -> int | None:
+    """An optional key that, when given, must be > 0."""
+    return r.positive(key, 1) if key in r.data else None
 
 
 def _parse_output(

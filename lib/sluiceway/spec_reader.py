@@ -109,12 +109,20 @@ def read_spec_file(path: str | Path) -> str:
         raise SpecError(f"cannot read spec: {exc.strerror}", where=str(path)) from exc
 
 
+# The table that makes a spec a batch pipeline or a stream, and the command that runs it.
+_KINDS = (("tables", "pipeline", "run"), ("events", "stream", "stream"))
+
+
 def top_reader(text: str, source: str, *sections: str) -> tuple[Reader, Reader, str]:
     """The spec's top level (only `sections` allowed), its `[pipeline]` table and name."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"not valid TOML: {exc}", where=source) from exc
+    # The other kind of spec given to a command: say so, rather than "unknown key".
+    for section, kind, command in _KINDS:
+        if section in data and section not in sections:
+            raise SpecError(f"a {kind} spec ([{section}]): use `sluiceway {command}`", where=source)
     top = Reader(source, "", data)
     top.only(*sections)
     pipe = top.child("pipeline", top.get("pipeline", dict, required=True))

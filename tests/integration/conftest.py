@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ..browser import Browser, chromium_path
 from .dbs import Db, mysql, pg
 from .tpch import ROOT, SCALE
 
@@ -100,3 +101,18 @@ def tpch_schema(pg_conn_info):
     yield conninfo, schema
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """A headless Chromium to open pages in (Debian's package; scripts/setup.sh installs it)."""
+    path = chromium_path()
+    if path is None:
+        pytest.fail(
+            "chromium is not installed: run scripts/setup.sh as root (it installs Debian's "
+            "chromium package), or `apt-get install -y chromium`",
+            pytrace=False,
+        )
+    browser = Browser.start(path)
+    yield browser
+    browser.close()

@@ -153,6 +153,25 @@ def test_small_table_is_read_in_one_partition(spark, tmp_path, db):
     assert len(plan.predicates) == 1
 
 
+def test_a_tables_rows_per_partition_wins_over_the_connections(spark, tmp_path, db):
+    spec = load_spec(
+        write_spec(
+            tmp_path,
+            db,
+            """
+        [tables.planning]
+        table = "planning"
+        split_column = "id"
+        rows_per_partition = 1000
+    """,
+        )
+    )  # the connection keeps the default, 500k
+    conn = spec.connections["db"]
+    source = jdbc.jdbc_source(conn, resolve_credentials(conn))
+    plan = jdbc.plan_read(spark, source, spec.table("planning"), None, "planning")
+    assert len(plan.predicates) == 3  # 3000 rows, 1000 a partition
+
+
 def test_split_column_all_null_is_one_clear_error(spark, tmp_path, db):
     db.execute(
         "DROP TABLE IF EXISTS all_null",

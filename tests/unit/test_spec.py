@@ -86,7 +86,7 @@ def test_malformed_toml_names_the_file():
 def test_unknown_key_is_named_with_its_path():
     assert _error(BASE + 'splt_column = "x"\n') == (
         "x.toml: tables.orders.splt_column: unknown key (expected one of: connection, table, query, "
-        "primary_key, split_column, split_strategy, incremental_column, overlap_minutes, overlap_ids, "
+        "primary_key, split_column, split_strategy, rows_per_partition, incremental_column, overlap_minutes, overlap_ids, "
         "hash_columns, "
         "quality, transforms, partition_by, audit, sink, catalog, load)"
     )
@@ -176,6 +176,15 @@ def test_bad_types_and_values_are_named():
     )
 
 
+def test_a_table_may_set_its_own_rows_per_partition():
+    spec = parse_spec(BASE + "rows_per_partition = 20000\n", "x.toml")
+    assert spec.table("orders").rows_per_partition == 20000
+    assert parse_spec(BASE, "x.toml").table("orders").rows_per_partition is None
+    assert _error(BASE + "rows_per_partition = 0\n") == (
+        "x.toml: tables.orders.rows_per_partition: must be > 0, got 0"
+    )
+
+
 def test_output_inputs_must_exist():
     text = BASE + '[outputs.gold]\nbuilder = "with_audit_columns"\ninputs = ["nope"]\n'
     assert _error(text) == "x.toml: outputs.gold.inputs: unknown table or earlier output 'nope'"
@@ -223,3 +232,18 @@ def test_a_glue_connection_holds_the_endpoint_and_login():
     )
     neither = BASE.replace('password_env = "PW"\n', "")
     assert "or glue_connection (a Glue JDBC connection)" in _error(neither)
+
+
+def test_the_other_kind_of_spec_is_named_with_its_command():
+    from sluiceway.stream_spec import load_stream_spec
+
+    with pytest.raises(SpecError) as stream:
+        load_spec("pipelines/clickstream.toml")
+    assert str(stream.value) == (
+        "pipelines/clickstream.toml: a stream spec ([events]): use `sluiceway stream`"
+    )
+    with pytest.raises(SpecError) as batch:
+        load_stream_spec("pipelines/tpch_demo.toml")
+    assert str(batch.value) == (
+        "pipelines/tpch_demo.toml: a pipeline spec ([tables]): use `sluiceway run`"
+    )

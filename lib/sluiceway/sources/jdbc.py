@@ -377,7 +377,8 @@ def _split_predicates(
     source, table, where = planning.source, planning.table, planning.where
     rows = int(stats.get("row_count") or 0)
     base = " AND ".join(filters) if filters else "1=1"
-    wanted = min(source.max_connections, math.ceil(rows / source.rows_per_partition))
+    per_partition = table.rows_per_partition or source.rows_per_partition
+    wanted = min(source.max_connections, math.ceil(rows / per_partition))
     if not table.split_column or rows == 0:
         return (base,)
     if int(stats.get("split_count") or 0) == 0:

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from sluiceway.state.lock import RunLock
 from sluiceway.state.s3 import S3StateStore
-from sluiceway.state.store import LocalStateStore, StateStore, acquire_run_lock, open_state_store
+from sluiceway.state.store import (
+    LocalStateStore,
+    StateStore,
+    acquire_run_lock,
+    open_state_store,
+    read_run_reports,
+)
 
 __all__ = [
     "LocalStateStore",
@@ -14,4 +20,5 @@ __all__ = [
     "StateStore",
     "acquire_run_lock",
     "open_state_store",
+    "read_run_reports",
 ]

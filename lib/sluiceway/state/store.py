@@ -114,6 +114,13 @@ class LocalStateStore:
         return FileRunLock(self._path(f"{pipeline}/{LOCK_NAME}"), pipeline, run_id)
 
 
+def read_run_reports(store: StateStore, pipeline: str, limit: int) -> list[dict[str, Any]]:
+    """The newest `limit` run reports of `pipeline`, oldest first (run ids sort by time)."""
+    keys = [key for key in store.list_keys(f"{pipeline}/runs") if not key.endswith("/latest.json")]
+    reports = [store.read_json(key) for key in keys[-limit:] if limit > 0]
+    return [report for report in reports if report is not None]
+
+
 def open_state_store(location: str) -> StateStore:
     """The store for a location: s3:// or s3a:// URI, a local path or a file:// URI."""
     if location.startswith(("s3://", "s3a://")):

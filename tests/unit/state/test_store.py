@@ -7,7 +7,7 @@ import pytest
 
 from sluiceway.cli import main
 from sluiceway.errors import StateError
-from sluiceway.state import LocalStateStore, open_state_store
+from sluiceway.state import LocalStateStore, open_state_store, read_run_reports
 from sluiceway.state.s3 import S3StateStore, decode_state, encode_state
 
 
@@ -19,6 +19,22 @@ def test_local_store_round_trips_and_leaves_no_temp_files(tmp_path):
     assert os.listdir(tmp_path / "p" / "tables") == ["orders.json"]
     assert store.list_keys("p") == ["p/tables/orders.json"]
     assert store.read_json("p/tables/missing.json") is None
+
+
+def test_run_reports_are_read_newest_last_without_the_latest_copy(tmp_path):
+    store = LocalStateStore(str(tmp_path))
+    for run_id in ("20261201T000000Z-aa", "20261203T000000Z-cc", "20261202T000000Z-bb"):
+        store.write_json(f"p/runs/{run_id}.json", {"run_id": run_id})
+        store.write_json("p/runs/latest.json", {"run_id": run_id})
+    store.write_json("other/runs/20261204T000000Z-dd.json", {"run_id": "other"})
+
+    assert [r["run_id"] for r in read_run_reports(store, "p", 2)] == [
+        "20261202T000000Z-bb",
+        "20261203T000000Z-cc",
+    ]
+    assert len(read_run_reports(store, "p", 10)) == 3
+    assert read_run_reports(store, "p", 0) == []
+    assert read_run_reports(store, "nothing", 5) == []
 
 
 def test_corrupt_state_is_an_error_not_an_empty_watermark(tmp_path):
