@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
 """Private PostgreSQL and MariaDB servers for local development and the integration tests.
 
-    python3 scripts/services.py start  [postgres|mysql|moto|kinesis ...]   # install, start
-    python3 scripts/services.py stop   [postgres|mysql|moto|kinesis ...]
-    python3 scripts/services.py status [postgres|mysql|moto|kinesis ...]   # 3 if any stopped
-    python3 scripts/services.py env    [postgres|mysql|moto|kinesis ...]   # `export` lines
+    python3 scripts/services.py start  [postgres|mysql|moto|kinesis|kafka ...]   # install, start
+    python3 scripts/services.py stop   [postgres|mysql|moto|kinesis|kafka ...]
+    python3 scripts/services.py status [postgres|mysql|moto|kinesis|kafka ...]   # 3 if any stopped
+    python3 scripts/services.py env    [postgres|mysql|moto|kinesis|kafka ...]   # `export` lines
 
-With no server named, the command applies to all. `moto` is moto_server (S3, Glue, EMR
+With no server named, the command applies to all; naming some starts or stops only those
+(the others, running or not, are left alone). `moto` is moto_server (S3, Glue, EMR
 Serverless, Secrets Manager) on 127.0.0.1:24566, from a private venv under .run/moto.
 `kinesis` is kinesalite (a Kinesis Data Streams API emulator with real sequence numbers,
 shard iterators and resharding) on 127.0.0.1:24567, from a private npm install under
 .run/kinesalite (needs node; installed with apt when missing and run as root).
+`kafka` is a real Apache Kafka broker in KRaft mode (combined broker and controller, no
+ZooKeeper) on 127.0.0.1:29092 (controller 29093): `kafka_2.13` and its dependencies resolved
+from Maven Central by `mvn` once per pinned version into the jar cache beside the pinned
+jars ($SLUICEWAY_CACHE, else ~/.cache/sluiceway: kafka-broker/<version>/lib, Maven's own
+downloads in maven/), run with Java 17 (both installed with apt when missing and run as
+root).
 Standard library only, Python >= 3.11.
 
 PostgreSQL listens on 127.0.0.1:25432 and MariaDB (MySQL protocol) on 127.0.0.1:23306 (plus
@@ -26,6 +33,7 @@ Files live under <repo>/.run/:
     mariadb/{data,my.cnf,mariadb.sock,mariadb.pid,mariadb.log}
     moto/{venv,moto.pid,moto.log}
     kinesalite/{node_modules,kinesalite.pid,kinesalite.log}
+    kafka/{data,server.properties,kafka.pid,kafka.log}
     services.env                          the `env` output, written on start
 When run as root, PostgreSQL runs as the `postgres` OS user (it refuses to run as root) and
 MariaDB as `mysql` when that user exists (else with --user=root); their directories are
@@ -77,6 +85,12 @@ MOTO_PORT = 24566 + PORT_OFFSET
 MOTO_PIN = "moto[server]==5.2.5"
 KINESIS_PORT = 24567 + PORT_OFFSET
 KINESALITE_PIN = "kinesalite@3.3.3"
+# 9092/9093 shifted like the others. The broker's version is one MSK offers (4.1.x).
+KAFKA_PORT = 29092 + PORT_OFFSET
+KAFKA_CONTROLLER_PORT = 29093 + PORT_OFFSET
+KAFKA_VERSION = "4.1.1"
+# Kafka 4 logs through SLF4J 1.7; this binding sends that to log4j2 (the broker's own).
+LOG4J_VERSION = "2.24.3"
 # Credentials moto accepts; they only ever reach the local endpoint.
 MOTO_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -259,6 +273,8 @@ def env_lines(servers: Sequence[str]) -> list[str]:
             "AWS_ENDPOINT_URL_KINESIS": endpoint,
             **MOTO_ENV,
         }
+    if "kafka" in servers:
+        values["SLUICEWAY_KAFKA_BOOTSTRAP"] = f"{HOST}:{KAFKA_PORT}"
     return [f"export {key}={shlex.quote(str(value))}" for key, value in values.items()]
 
 
@@ -905,6 +921,222 @@ class Kinesalite(Service):
 
 
 # --------------------------------------------------------------------------------------------
+# Apache Kafka (a real broker, KRaft mode)
+# --------------------------------------------------------------------------------------------
+
+KAFKA_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <!-- written by scripts/services.py: the broker's jars, resolved like any Maven build -->
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.sluiceway</groupId>
+  <artifactId>kafka-broker</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
+      <version>{kafka}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId>
+      <version>{log4j}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+# Warnings and the start-up line only: the broker's INFO log is megabytes a day.
+KAFKA_LOG4J = """status = warn
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.out.ref = out
+logger.started.name = kafka.server.KafkaRaftServer
+logger.started.level = INFO
+"""
+
+
+def cache_root() -> Path:
+    """The cache sluiceway.jars fetches into: $SLUICEWAY_CACHE, else ~/.cache/sluiceway."""
+    return Path(os.environ.get("SLUICEWAY_CACHE") or Path.home() / ".cache" / "sluiceway")
+
+
+def java17() -> Path:
+    """A `java` of version 17 or newer: $JAVA_HOME's, the system's 17, or one apt installs."""
+    candidates = [
+        os.environ.get("JAVA_HOME", ""),
+        *sorted(map(str, Path("/usr/lib/jvm").glob("*17*"))),
+    ]
+    for home in candidates:
+        java = Path(home) / "bin" / "java"
+        if home and java.is_file() and java_major(java) >= 17:
+            return java
+    found = shutil.which("java")
+    if found and java_major(Path(found)) >= 17:
+        return Path(found)
+    if not is_root():
+        raise ServiceError("kafka needs Java 17 or newer (set JAVA_HOME)")
+    apt_install("kafka", "openjdk-17-jre-headless")
+    return java17()
+
+
+def java_major(java: Path) -> int:
+    banner = run([java, "-version"], check=False).stderr
+    digits = banner.split('"')[1].split(".") if banner.count('"') >= 2 else ["0"]
+    return int(digits[0]) if digits[0].isdigit() else 0
+
+
+def kafka_cluster_id() -> str:
+    """A cluster id as Kafka makes them: 16 random bytes, URL-safe base64, no padding."""
+    import base64
+    import uuid
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+def kafka_metadata_brokers(port: int) -> int:
+    """How many brokers a Metadata (v4) request to `port` lists; 0 if it gets no answer.
+
+    A broker lists itself once it has registered with the controller: before that a
+    client can connect but cannot create topics or produce.
+    """
+    import struct
+
+    client = b"sluiceway-services"
+    body = struct.pack(">hhih", 3, 4, 1, len(client)) + client + struct.pack(">ib", -1, 0)
+    try:
+        with socket.create_connection((HOST, port), timeout=2) as conn:
+            conn.sendall(struct.pack(">i", len(body)) + body)
+            head = b""
+            while len(head) < 16:  # size, correlation id, throttle time, broker count
+                chunk = conn.recv(16 - len(head))
+                if not chunk:
+                    return 0
+                head += chunk
+    except OSError:
+        return 0
+    return int(struct.unpack(">i", head[12:16])[0])
+
+
+@dataclass(frozen=True)
+class Kafka(Service):
+    """One KRaft node (broker and controller), data kept under .run/kafka/data."""
+
+    home: Path = RUN / "kafka"
+
+    name = "kafka"
+    program = "kafka"
+    port = KAFKA_PORT
+
+    @property
+    def config(self) -> Path:
+        return self.home / "server.properties"
+
+    @property
+    def lib(self) -> Path:
+        """The broker's jars: cached per version, like the pinned jars, not per checkout."""
+        return cache_root() / "kafka-broker" / KAFKA_VERSION / "lib"
+
+    def status_detail(self, up: bool) -> str:
+        return f"Kafka {KAFKA_VERSION} pid {self.pid()}, data {self.home / 'data'}" if up else ""
+
+    def ready(self) -> bool:
+        return kafka_metadata_brokers(self.port) > 0
+
+    def prepare(self) -> list[str | Path]:
+        java = java17()
+        self.install()
+        self.write_config()
+        if not (self.home / "data" / "meta.properties").exists():
+            say(self.name, f"formatting {self.home / 'data'} (KRaft)")
+            run(
+                [
+                    *self.java_command(java),
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    kafka_cluster_id(),
+                    "-c",
+                    self.config,
+                ]
+            )
+        return [*self.java_command(java), "kafka.Kafka", self.config]
+
+    def java_command(self, java: Path) -> list[str | Path]:
+        return [
+            java,
+            "-Xms128m",
+            "-Xmx512m",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={(self.home / 'log4j2.properties').as_uri()}",
+            "-cp",
+            f"{self.lib}/*",
+        ]
+
+    def install(self) -> None:
+        """Resolve the broker's jars from Maven Central into the cache, once per version."""
+        lib = self.lib
+        stamp = lib.parent / ".pin"
+        pin = f"kafka_2.13:{KAFKA_VERSION} log4j-slf4j-impl:{LOG4J_VERSION}"
+        if lib.is_dir() and stamp.exists() and stamp.read_text() == pin:
+            return
+        mvn = shutil.which("mvn")
+        if mvn is None and is_root():
+            apt_install(self.name, "maven")
+            mvn = shutil.which("mvn")
+        if mvn is None:
+            raise ServiceError("kafka needs Maven (`mvn`) to fetch the broker's jars")
+        say(self.name, f"resolving kafka_2.13 {KAFKA_VERSION} and its dependencies with mvn")
+        lib.parent.mkdir(parents=True, exist_ok=True)
+        pom = lib.parent / "pom.xml"
+        pom.write_text(KAFKA_POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION))
+        shutil.rmtree(lib, ignore_errors=True)
+        run(
+            [
+                mvn,
+                "-B",
+                "-q",
+                "-f",
+                pom,
+                f"-Dmaven.repo.local={cache_root() / 'maven'}",
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={lib}",
+                "-DincludeScope=runtime",
+            ]
+        )
+        stamp.write_text(pin)
+
+    def write_config(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "log4j2.properties").write_text(KAFKA_LOG4J)
+        settings = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{HOST}:{KAFKA_CONTROLLER_PORT}",
+            "listeners": f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{KAFKA_CONTROLLER_PORT}",
+            "advertised.listeners": f"PLAINTEXT://{HOST}:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "log.dirs": str(self.home / "data"),
+            # One node: the internal topics cannot have more replicas than brokers.
+            "offsets.topic.replication.factor": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            # Topics are made on purpose (`sluiceway produce --create`, the tests): a
+            # misspelt name in a spec is an error, not a new empty topic.
+            "auto.create.topics.enable": "false",
+        }
+        self.config.write_text(
+            "# written by scripts/services.py on every start\n"
+            + "".join(f"{key}={value}\n" for key, value in settings.items())
+        )
+
+
+# --------------------------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------------------------
 
@@ -917,6 +1149,8 @@ ALIASES = {
     "moto": "moto",
     "kinesis": "kinesis",
     "kinesalite": "kinesis",
+    "kafka": "kafka",
+    "msk": "kafka",
 }
 # Each server's factory (which finds or installs its binaries), in start order.
 SERVICES: dict[str, Callable[[], Service]] = {
@@ -924,9 +1158,10 @@ SERVICES: dict[str, Callable[[], Service]] = {
     "mysql": mariadb,
     "moto": Moto,
     "kinesis": Kinesalite,
+    "kafka": Kafka,
 }
 SERVERS = tuple(SERVICES)
-USAGE = "usage: services.py start|stop|status|env [postgres|mysql|moto|kinesis ...]"
+USAGE = "usage: services.py start|stop|status|env [postgres|mysql|moto|kinesis|kafka ...]"
 
 
 def main(argv: Sequence[str]) -> int:

@@ -236,7 +236,8 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     stop = streaming.StopSignal()
     stop.install()  # SIGTERM: finish the running micro-batch, then stop
     print(f"==> {spec.name}: starting Spark ({mode})", flush=True)
-    spark = build_local_session(f"sluiceway-{spec.name}", master=args.master)
+    msk_iam = spec.source.kafka is not None and spec.source.kafka.msk_iam
+    spark = build_local_session(f"sluiceway-{spec.name}", master=args.master, msk_iam=msk_iam)
     spark.sparkContext.setLogLevel("ERROR")
 
     try:
@@ -269,8 +270,10 @@ def _cmd_produce(args: argparse.Namespace) -> int:
         paths = events.write_capture(args.to_dir, records)
         print(f"==> wrote {len(records)} records ({bad} malformed) in {len(paths)} files")
         return 0
+    if args.topic:
+        return _produce_kafka(args, records, bad)
     if not args.stream:
-        raise SluicewayError("produce: give --stream NAME (or --to-dir DIR)")
+        raise SluicewayError("produce: give --stream NAME, --topic NAME or --to-dir DIR")
     endpoint = os.environ.get(args.endpoint_env) if args.endpoint_env else None
     opts = KinesisOptions(stream=args.stream, region=args.region, endpoint=endpoint)
     if args.create:
@@ -278,6 +281,29 @@ def _cmd_produce(args: argparse.Namespace) -> int:
     result = events.put_records(opts, records, rate=args.rate)
     print(
         f"==> put {result.records} records ({bad} malformed) into {args.stream} in "
+        f"{result.seconds:.1f}s ({result.records / max(result.seconds, 1e-3):.0f}/s)"
+    )
+    return 0
+
+
+def _produce_kafka(args: argparse.Namespace, records: list, bad: int) -> int:
+    import os
+
+    from sluiceway.demo import events
+
+    if args.stream:
+        raise SluicewayError("produce: give --stream or --topic, not both")
+    bootstrap = os.environ.get(args.bootstrap_env or "", "") or args.bootstrap_servers
+    if not bootstrap:
+        raise SluicewayError(
+            f"produce: no Kafka brokers: ${args.bootstrap_env} is not set and no "
+            "--bootstrap-servers given"
+        )
+    if args.create:
+        events.create_topic(bootstrap, args.topic, args.create)
+    result = events.send_to_kafka(bootstrap, args.topic, records, rate=args.rate)
+    print(
+        f"==> sent {result.records} records ({bad} malformed) to {args.topic} in "
         f"{result.seconds:.1f}s ({result.records / max(result.seconds, 1e-3):.0f}/s)"
     )
     return 0
@@ -358,8 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
     stream_p.add_argument("--master", help="Spark master (default local[*])")
     stream_p.set_defaults(func=_cmd_stream)
 
-    produce_p = sub.add_parser("produce", help="put sample events into a Kinesis stream")
-    produce_p.add_argument("--stream", help="stream name")
+    produce_p = sub.add_parser(
+        "produce", help="put sample events into a Kinesis stream or a Kafka topic"
+    )
+    produce_p.add_argument("--stream", help="Kinesis stream name")
+    produce_p.add_argument("--topic", help="Kafka topic name")
     produce_p.add_argument("--count", type=int, default=1000, help="records to put")
     produce_p.add_argument("--rate", type=float, help="records per second (default: as fast)")
     produce_p.add_argument("--malformed", type=float, default=0.0, help="share, 0..1")
@@ -371,7 +400,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="SLUICEWAY_KINESIS_ENDPOINT",
         help="environment variable holding an endpoint URL, if set",
     )
-    produce_p.add_argument("--create", type=int, metavar="SHARDS", help="create the stream")
+    produce_p.add_argument(
+        "--bootstrap-env",
+        default="SLUICEWAY_KAFKA_BOOTSTRAP",
+        help="environment variable holding the Kafka brokers (host:port,...), if set",
+    )
+    produce_p.add_argument("--bootstrap-servers", help="Kafka brokers, when the variable is unset")
+    produce_p.add_argument(
+        "--create",
+        type=int,
+        metavar="N",
+        help="create the stream (N shards) or topic (N partitions)",
+    )
     produce_p.add_argument("--to-dir", help="write capture files here instead of a stream")
     produce_p.set_defaults(func=_cmd_produce)
 

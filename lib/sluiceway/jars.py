@@ -13,6 +13,11 @@ is chosen from the `hadoop-client-api` jar the installed pyspark ships.
 The Iceberg Spark runtime is built per Spark line (and Scala version), so it is chosen
 from the installed pyspark's version too. It is for local runs: Glue and EMR ship their own,
 with the AWS SDK v2 its GlueCatalog needs (pinned for local runs where S3A lacks it).
+
+Spark's Kafka source (`spark-sql-kafka-0-10`) is built per Spark line too; it and the jars
+it needs beside pyspark's (kafka-clients, commons-pool2, the token provider) go on every
+local session. MSK's IAM login (`aws-msk-iam-auth`) is added only when a spec asks for it.
+An artifact set for a Kafka stream carries the jars of its target's line (deploy/package.py).
 """
 
 from __future__ import annotations
@@ -44,6 +49,15 @@ class Jar:
     @property
     def coordinate(self) -> str:
         return f"{self.group}:{self.artifact}:{self.version}"
+
+    @property
+    def family(self) -> str:
+        """group:artifact without a Scala suffix (`spark-sql-kafka-0-10_2.13` ->
+        `spark-sql-kafka-0-10`): what a platform provides, whatever its Scala."""
+        artifact = self.artifact
+        for scala in ("_2.12", "_2.13"):
+            artifact = artifact.removesuffix(scala)
+        return f"{self.group}:{artifact}"
 
 
 # JDBC drivers. mysql-connector-j's only dependency (protobuf) serves the X DevAPI, not JDBC.
@@ -156,6 +170,110 @@ ICEBERG_AWS_JARS: dict[str, tuple[Jar, ...]] = {
 }
 
 
+# Spark's Kafka source per Spark line, with the dependencies pyspark does not bundle (its
+# lz4, snappy, zstd and slf4j serve kafka-clients); the versions of kafka-clients and
+# commons-pool2 are those the connector's POM names. Maven Central serves neither 3.5.8 nor
+# 4.1.4 of the connector (pyspark's own versions); the newest it has are 3.5.7 and 4.1.3.
+# 4.1.3 it must be on the 4.1 line: 4.1.0-4.1.2 fail a query restarted on a checkpoint
+# whose last batch was not committed (NullPointerException in KafkaMicroBatchStream.metrics,
+# SPARK-55271; seen here with 4.1.1, fixed in 4.1.3). The bug came with 4.1's real-time
+# mode (SPARK-54027), so the 4.0 line (emr-spark-8.0 runs Spark 4.0.2) keeps the
+# platform's own 4.0.2. The token provider (delegation tokens only) is served up to 4.0.0
+# and 4.1.1 of those lines and kept there: same kafka-clients, same API.
+# The tests run 3.5 and 4.1 on PySpark 3.5.8 and 4.1.4; the 4.0 set is only packaged (for
+# EMR), never run here. Each was checked against the SHA-1 published beside it when pinned.
+KAFKA_JARS: dict[str, tuple[Jar, ...]] = {
+    "3.5": (
+        Jar(
+            "org.apache.spark",
+            "spark-sql-kafka-0-10_2.12",
+            "3.5.7",
+            "184f8bd4a3cd22299c49090d88b894f81fd7546b4ee64879519a0d76a685dbb8",
+        ),
+        Jar(
+            "org.apache.spark",
+            "spark-token-provider-kafka-0-10_2.12",
+            "3.5.7",
+            "9701914db5c6d09628b58d2d2c1ccd2c9ea28f32f83dd6cb21f98b8237531ff4",
+        ),
+        Jar(
+            "org.apache.kafka",
+            "kafka-clients",
+            "3.4.1",
+            "9d0a9058c8ede79db6e54ae378ed16fe8d1bead2894635a4aa6aa0b7981668c6",
+        ),
+        Jar(
+            "org.apache.commons",
+            "commons-pool2",
+            "2.11.1",
+            "ea0505ee7515e58b1ac0e686e4d1a5d9f7d808e251a61bc371aa0595b9963f83",
+        ),
+    ),
+    "4.0": (
+        Jar(
+            "org.apache.spark",
+            "spark-sql-kafka-0-10_2.13",
+            "4.0.2",
+            "faa232c017b0cb4480c14643eb82abf6d0cac4b4d032059bf999b9246d045eb6",
+        ),
+        Jar(
+            "org.apache.spark",
+            "spark-token-provider-kafka-0-10_2.13",
+            "4.0.0",
+            "f2be3b76f9e6cbe63379d4e4e0dc14f59dbf056ae2ad16ff15ac108004c86767",
+        ),
+        Jar(
+            "org.apache.kafka",
+            "kafka-clients",
+            "3.9.1",
+            "7568b998572d256f0b7bc0afdc1b7a2588b8b08415c62ce314c864a6851ae9d9",
+        ),
+        Jar(
+            "org.apache.commons",
+            "commons-pool2",
+            "2.12.0",
+            "6d3bd18df8410f3e31b031aca582cc109342358a62a2759ebd0c4cdf30d06f8b",
+        ),
+    ),
+    "4.1": (
+        Jar(
+            "org.apache.spark",
+            "spark-sql-kafka-0-10_2.13",
+            "4.1.3",
+            "cb31ffd9c8f5527dba061db8af671d295562092e4f3f5ff42fc249fab8a8fde6",
+        ),
+        Jar(
+            "org.apache.spark",
+            "spark-token-provider-kafka-0-10_2.13",
+            "4.1.1",
+            "e510adc37b03d01d0a190d0dab472b5538e05eaa77454f7e9477156d7a6820ae",
+        ),
+        Jar(
+            "org.apache.kafka",
+            "kafka-clients",
+            "3.9.1",
+            "7568b998572d256f0b7bc0afdc1b7a2588b8b08415c62ce314c864a6851ae9d9",
+        ),
+        Jar(
+            "org.apache.commons",
+            "commons-pool2",
+            "2.12.1",
+            "5273c8bc8c0dca2211175c0d27efbd7228efae99689aac001a8e1ef8e872e9ef",
+        ),
+    ),
+}
+
+# Amazon MSK's IAM login module for kafka-clients (sasl.mechanism AWS_MSK_IAM). It calls
+# the AWS SDK v2, which Glue and EMR put on the class path; locally only PySpark 4.1's S3A
+# jars bring one. Needed only by specs that ask for IAM; one jar serves every line.
+MSK_IAM_JAR = Jar(
+    "software.amazon.msk",
+    "aws-msk-iam-auth",
+    "2.4.0",
+    "8d81eb3a8dbe4a041269e860a5e4b48891c3db2959d768b4715381bec78d97c3",
+)
+
+
 def cache_dir() -> Path:
     """Where fetched jars live: $SLUICEWAY_CACHE/jars, else ~/.cache/sluiceway/jars."""
     root = os.environ.get("SLUICEWAY_CACHE") or Path.home() / ".cache" / "sluiceway"
@@ -217,6 +335,29 @@ def iceberg_aws_jars(spark_line: str | None = None) -> tuple[Jar, ...]:
     return ICEBERG_AWS_JARS.get(line, ())
 
 
+def kafka_jars(spark_line: str | None = None) -> tuple[Jar, ...]:
+    """Spark's Kafka source for `spark_line` (default: the installed pyspark's) and its deps."""
+    line = spark_line or pyspark_line()
+    try:
+        return KAFKA_JARS[line]
+    except KeyError:
+        raise SluicewayError(
+            f"no Kafka source jars pinned for Spark {line} (pinned: {', '.join(KAFKA_JARS)}); "
+            "add spark-sql-kafka-0-10 for that line to KAFKA_JARS in jars.py"
+        ) from None
+
+
+def spark_line_of(version: str) -> str:
+    """The line ("4.0") of a Spark version ("4.0.2", or a line itself)."""
+    return ".".join(version.split(".")[:2])
+
+
+def kafka_jar_paths(msk_iam: bool = False) -> list[Path]:
+    """Paths of the cached Kafka source jars (plus MSK's IAM module if asked); raises if
+    missing."""
+    return _cached((*kafka_jars(), *((MSK_IAM_JAR,) if msk_iam else ())))
+
+
 def iceberg_jar_paths() -> list[Path]:
     """Paths of the cached Iceberg runtime and the AWS SDK it needs (for the local class
     path); raises if missing."""
@@ -263,11 +404,21 @@ def _ivy_jar() -> Path:
 
 
 def fetch_jars(java: str = "java") -> list[Path]:
-    """Fetch every pinned jar a local run needs (JDBC, S3A, Iceberg) not yet cached, verify
-    its checksum, return all paths."""
+    """Fetch every pinned jar a local run or a package needs (JDBC, S3A, Iceberg, Kafka)
+    not yet cached, verify its checksum, return the paths of a local run's."""
     target = cache_dir()
     target.mkdir(parents=True, exist_ok=True)
-    for jar in (*required_jars(), *s3a_jars(), iceberg_jar(), *iceberg_aws_jars()):
+    wanted = (
+        *required_jars(),
+        *s3a_jars(),
+        iceberg_jar(),
+        *iceberg_aws_jars(),
+        # Every line's Kafka source (a few MB): `sluiceway package --target` takes the
+        # platform's, whatever the local pyspark is.
+        *dict.fromkeys(jar for line in KAFKA_JARS for jar in kafka_jars(line)),
+        MSK_IAM_JAR,
+    )
+    for jar in wanted:
         dest = target / jar.file_name
         if dest.is_file() and _sha256(dest) == jar.sha256:
             continue
@@ -302,4 +453,9 @@ def fetch_jars(java: str = "java") -> list[Path]:
                     f"checksum mismatch for {jar.coordinate}: got {digest}, pinned {jar.sha256}"
                 )
             os.replace(fetched, dest)
-    return [*local_jar_paths(), *s3a_jar_paths(), *iceberg_jar_paths()]
+    return [
+        *local_jar_paths(),
+        *s3a_jar_paths(),
+        *iceberg_jar_paths(),
+        *kafka_jar_paths(msk_iam=True),
+    ]

@@ -15,3 +15,5 @@ def configure_logging(verbose: bool = False) -> None:
     logging.getLogger("py4j").setLevel(logging.WARNING)
     # botocore logs where it found credentials and endpoints, once per client.
     logging.getLogger("botocore").setLevel(logging.WARNING)
+    # kafka-python (sluiceway produce) logs every connection and metadata refresh.
+    logging.getLogger("kafka").setLevel(logging.WARNING)

@@ -3,7 +3,7 @@
 A stream spec is its own file (the batch spec's parser stays as it is):
 
     [pipeline]  name, output                  as in a batch spec
-    [source]    where raw records come from   kind = "kinesis" | "files"
+    [source]    where raw records come from   kind = "kinesis" | "kafka" | "files"
     [events]    the JSON payload: schema, event id and time, transforms, quality rules
     [sink]      valid events and dead letters: paths, compression, file sizing
     [trigger]   interval or available_now, checkpoint location
@@ -36,8 +36,38 @@ from sluiceway.spec_reader import (
     top_reader,
 )
 
-SOURCE_KINDS = ("kinesis", "files")
+SOURCE_KINDS = ("kinesis", "kafka", "files")
 STARTING_POSITIONS = ("trim_horizon", "latest")
+STARTING_OFFSETS = ("earliest", "latest")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_SSL")
+# Amazon MSK's IAM login, the one SASL mechanism that needs no secret in the spec.
+SASL_MECHANISMS = ("AWS_MSK_IAM",)
+# Kafka topic names: 1-249 of [a-zA-Z0-9._-].
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,249}$")
+# Consumer settings the source's own keys set, Spark manages, or that would put a secret
+# in the spec (a JAAS config carries the password): refused in `consumer`.
+_MANAGED_CONSUMER_KEYS = (
+    "bootstrap.servers",
+    "security.protocol",
+    "group.id",
+    "auto.offset.reset",
+    "enable.auto.commit",
+    "key.deserializer",
+    "value.deserializer",
+    "interceptor.classes",
+)
+_CONSUMER_KEY = re.compile(r"^[a-z][a-z0-9]*(\.[a-z0-9]+)*$")
+_KINESIS_KEYS = ("stream", "region", "endpoint_env", "starting_position")
+_KAFKA_KEYS = (
+    "bootstrap_servers",
+    "bootstrap_servers_env",
+    "topics",
+    "topic_pattern",
+    "starting_offsets",
+    "security_protocol",
+    "sasl_mechanism",
+    "consumer",
+)
 TRIGGER_MODES = ("interval", "available_now")
 # Kinesis stream names: 1-128 of [a-zA-Z0-9_.-].
 _STREAM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -56,6 +86,29 @@ class StreamSource:
     max_records_per_batch: int
     path: str | None  # files: a directory of capture files (JSON lines)
     max_files_per_batch: int
+    kafka: KafkaSource | None = None
+
+
+@dataclass(frozen=True)
+class KafkaSource:
+    """Where and how a kafka source reads: Spark's own Kafka source takes these as options."""
+
+    bootstrap_servers: str | None  # host:port,... as written
+    bootstrap_servers_env: str | None  # a variable holding them; wins when set
+    topics: tuple[str, ...]  # subscribe to these ...
+    topic_pattern: str | None  # ... or to every topic matching this Java regex
+    starting_offsets: str  # "earliest" | "latest": where a new checkpoint starts
+    security_protocol: str
+    sasl_mechanism: str | None
+    consumer: tuple[tuple[str, str], ...]  # further consumer settings, passed through
+
+    @property
+    def msk_iam(self) -> bool:
+        return self.sasl_mechanism == "AWS_MSK_IAM"
+
+    def describe(self) -> str:
+        what = f"pattern {self.topic_pattern!r}" if self.topic_pattern else ", ".join(self.topics)
+        return f"kafka topic(s) {what}"
 
 
 @dataclass(frozen=True)
@@ -156,10 +209,8 @@ def parse_stream_spec(
 def _parse_source(r: Reader) -> StreamSource:
     r.only(
         "kind",
-        "stream",
-        "region",
-        "endpoint_env",
-        "starting_position",
+        *_KINESIS_KEYS,
+        *_KAFKA_KEYS,
         "max_records_per_batch",
         "path",
         "max_files_per_batch",
@@ -168,6 +219,13 @@ def _parse_source(r: Reader) -> StreamSource:
     stream = r.get("stream", str)
     region = r.get("region", str)
     path = r.get("path", str)
+    if kind == "files" and path is None:
+        r.fail("path", "is required for a files source")
+    owners = {"kinesis": _KINESIS_KEYS, "kafka": _KAFKA_KEYS, "files": ("path",)}
+    for owner, keys in owners.items():
+        for key in keys:
+            if key in r.data and owner != kind:
+                r.fail(key, f"only applies to a {owner} source")
     if kind == "kinesis":
         if stream is None:
             r.fail("stream", "is required for a kinesis source")
@@ -177,14 +235,6 @@ def _parse_source(r: Reader) -> StreamSource:
             )
         if region is not None and not _REGION.match(region):
             r.fail("region", f"{region!r} is not an AWS region name like 'us-east-1'")
-        if path is not None:
-            r.fail("path", "only applies to a files source")
-    else:
-        if path is None:
-            r.fail("path", "is required for a files source")
-        for key in ("stream", "region", "endpoint_env"):
-            if key in r.data:
-                r.fail(key, "only applies to a kinesis source")
     return StreamSource(
         kind=kind,
         stream=stream,
@@ -194,7 +244,74 @@ def _parse_source(r: Reader) -> StreamSource:
         max_records_per_batch=r.positive("max_records_per_batch", 100_000),
         path=path,
         max_files_per_batch=r.positive("max_files_per_batch", 100),
+        kafka=_parse_kafka(r) if kind == "kafka" else None,
     )
+
+
+def _parse_kafka(r: Reader) -> KafkaSource:
+    servers = r.get("bootstrap_servers", str)
+    servers_env = r.identifier("bootstrap_servers_env")
+    if servers is None and servers_env is None:
+        r.fail("bootstrap_servers", "is required for a kafka source (or bootstrap_servers_env)")
+    if servers is not None:
+        for server in servers.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                r.fail("bootstrap_servers", f"{server.strip()!r} is not host:port")
+    topics = r.get("topics", (list, str))
+    pattern = r.get("topic_pattern", str)
+    if (topics is None) == (pattern is None):
+        r.fail("topics", "give either topics (a list of names) or topic_pattern, not both")
+    names = [topics] if isinstance(topics, str) else list(topics or [])
+    if topics is not None and not names:
+        r.fail("topics", "names no topic")
+    for name in names:
+        if not isinstance(name, str) or not _TOPIC_NAME.match(name):
+            r.fail("topics", f"{name!r} is not a Kafka topic name (1-249 of A-Z a-z 0-9 _ . -)")
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            r.fail("topic_pattern", f"{pattern!r} is not a regular expression: {exc}")
+    protocol = r.choice("security_protocol", SECURITY_PROTOCOLS, "PLAINTEXT")
+    mechanism = r.get("sasl_mechanism", str)
+    if mechanism is not None:
+        if mechanism not in SASL_MECHANISMS:
+            r.fail(
+                "sasl_mechanism",
+                f"must be one of {', '.join(SASL_MECHANISMS)}, got {mechanism!r} (SCRAM and "
+                "PLAIN need a password, which a spec never holds)",
+            )
+        if protocol != "SASL_SSL":
+            r.fail("sasl_mechanism", 'needs security_protocol = "SASL_SSL"')
+    elif protocol == "SASL_SSL":
+        r.fail("security_protocol", "SASL_SSL needs a sasl_mechanism")
+    return KafkaSource(
+        bootstrap_servers=servers,
+        bootstrap_servers_env=servers_env,
+        topics=tuple(names),
+        topic_pattern=pattern,
+        starting_offsets=r.choice("starting_offsets", STARTING_OFFSETS, "earliest"),
+        security_protocol=protocol,
+        sasl_mechanism=mechanism,
+        consumer=_parse_consumer(r.child("consumer", r.get("consumer", dict, {}))),
+    )
+
+
+def _parse_consumer(r: Reader) -> tuple[tuple[str, str], ...]:
+    """Further Kafka consumer settings (`fetch.max.bytes = 52428800`), values as strings."""
+    settings = []
+    for key, value in r.data.items():
+        if not _CONSUMER_KEY.match(key):
+            r.fail(key, "is not a Kafka consumer setting name (like fetch.max.bytes)")
+        if key in _MANAGED_CONSUMER_KEYS or key.startswith("sasl.") or key.startswith("ssl."):
+            r.fail(key, "is set by the source's own keys or by Spark; it cannot be given here")
+        if isinstance(value, bool):
+            value = str(value).lower()
+        if not isinstance(value, str | int | float):
+            r.fail(key, f"must be a string or a number, got {value!r}")
+        settings.append((key, str(value)))
+    return tuple(sorted(settings))
 
 
 def _parse_events(r: Reader) -> EventsSpec:

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pyspark.errors import StreamingQueryException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
@@ -39,7 +39,7 @@ from sluiceway import transforms
 from sluiceway.errors import SluicewayError, SourceError, SpecError, TransformError
 from sluiceway.jvm_errors import SPARK_ERRORS, describe_spark_error
 from sluiceway.sinks.batch_parquet import BatchOutput, BatchSink
-from sluiceway.sources import kinesis
+from sluiceway.sources import kafka, kinesis
 from sluiceway.sources.stream_files import read_aws_kinesis, read_capture_files
 from sluiceway.spec_check import check_stream_spec
 from sluiceway.stream_spec import StreamSpec
@@ -57,12 +57,33 @@ DEAD_LETTER_PARTITIONS = ("arrival_date",)
 IDLE_SECONDS = 2.5  # a bounded run ends after this long without data (source polls at 1s)
 _DEDUPE_KEY = "_dedupe_key"
 _INGESTED = "_ingested_at"
-# Record metadata carried beside the payload fields; the valid output keeps it as lineage.
-_METADATA = {
-    "shard_id": "_shard_id",
-    "sequence_number": "_sequence_number",
-    "arrival_time": "_arrival_time",
+# Where a record was in its stream, under its source's own names (the raw columns are
+# the same for every source): dead letters carry all of these, valid events (prefixed
+# `_`) those that point at the record.
+_PLACE: dict[str, dict[str, tuple[str, str]]] = {
+    "kafka": {
+        "topic": ("stream", "string"),
+        "partition": ("shard_id", "int"),
+        "offset": ("sequence_number", "bigint"),
+        "key": ("partition_key", "string"),
+    },
+    "kinesis": {
+        "stream": ("stream", "string"),
+        "shard_id": ("shard_id", "string"),
+        "sequence_number": ("sequence_number", "string"),
+        "partition_key": ("partition_key", "string"),
+    },
 }
+_EVENT_LINEAGE = {
+    "kafka": ("topic", "partition", "offset"),
+    "kinesis": ("shard_id", "sequence_number"),
+}
+
+
+def _place(kind: str) -> dict[str, Column]:
+    """The record's place in its stream, as named by a `kind` source ("files": Kinesis's)."""
+    names = _PLACE.get(kind, _PLACE["kinesis"])
+    return {name: F.col(raw).cast(type_) for name, (raw, type_) in names.items()}
 
 
 # ---------------------------------------------------------------------------------------
@@ -121,9 +142,12 @@ def build_events(
     good: DataFrame, spec: StreamSpec, *, batch_id: int, processed_at: datetime
 ) -> DataFrame:
     """Valid records -> the spec's transforms -> event date/hour partitions -> audit columns."""
+    place = _place(spec.source.kind)
+    lineage = _EVENT_LINEAGE.get(spec.source.kind, _EVENT_LINEAGE["kinesis"])
     df = good.select(
         *[F.col(name) for name in spec.events.field_names],
-        *[F.col(src).alias(dst) for src, dst in _METADATA.items()],
+        *[place[name].alias(f"_{name}") for name in lineage],
+        F.col("arrival_time").alias("_arrival_time"),
     )
     for step in spec.events.transforms:
         fn = transforms.resolve_transform(step.name)
@@ -134,21 +158,26 @@ def build_events(
                 f"{spec.source_file}: events.transforms: {step.name}: {exc}"
             ) from exc
     df = df.transform(with_event_partitions, spec.events.event_time)
-    source = f"kinesis:{spec.source.stream}" if spec.source.stream else "files"
     return df.transform(
-        transforms.with_audit_columns, f"{spec.name}:{batch_id}", processed_at, source
+        transforms.with_audit_columns, f"{spec.name}:{batch_id}", processed_at, _source_name(spec)
     )
 
 
-def build_dead_letters(bad: DataFrame) -> DataFrame:
-    """Bad records as dead letters: the raw payload, why, and where it was in the stream."""
+def _source_name(spec: StreamSpec) -> str:
+    """The `_source` audit value: `kinesis:<stream>`, `kafka:<topics or pattern>`, `files`."""
+    source = spec.source
+    if source.kafka is not None:
+        return f"kafka:{source.kafka.topic_pattern or ','.join(source.kafka.topics)}"
+    return f"kinesis:{source.stream}" if source.stream else "files"
+
+
+def build_dead_letters(bad: DataFrame, kind: str = "kinesis") -> DataFrame:
+    """Bad records as dead letters: the raw payload, why, and where it was in the stream
+    (named as a `kind` source names it: Kafka's topic/partition/offset/key)."""
     return bad.select(
         F.col("data").alias("payload"),
         F.col(ERROR_COLUMN).alias("error"),
-        F.col("stream"),
-        F.col("shard_id"),
-        F.col("sequence_number"),
-        F.col("partition_key"),
+        *[column.alias(name) for name, column in _place(kind).items()],
         F.col("arrival_time"),
         F.col(_INGESTED),
         F.to_date(F.coalesce(F.col("arrival_time"), F.col(_INGESTED))).alias("arrival_date"),
@@ -214,7 +243,8 @@ def process_batch(
             events = build_events(good, spec, batch_id=batch_id, processed_at=processed_at)
             outputs.append(BatchOutput("events", events, spec.sink.path, EVENT_PARTITIONS))
         if metrics["dead_letters"]:
-            dead = build_dead_letters(cached.transform(transforms.keep_quarantined))
+            bad = cached.transform(transforms.keep_quarantined)
+            dead = build_dead_letters(bad, spec.source.kind)
             outputs.append(
                 BatchOutput(
                     "dead_letters", dead, spec.sink.dead_letter_path, DEAD_LETTER_PARTITIONS
@@ -417,9 +447,32 @@ def preflight(spec: StreamSpec, reader: str = "python") -> None:
         if "://" not in path and not os.path.isdir(path):
             raise SourceError(f"{spec.source_file}: source.path: {path} is not a directory")
         return
+    if spec.source.kafka is not None:
+        kafka.check_reachable(spec.source.kafka, spec.source_file)
+        return
     if reader not in READERS:
         raise SpecError(f"unknown reader {reader!r}; expected one of {', '.join(READERS)}")
     kinesis.check_stream(kinesis_options(spec))
+
+
+def read_kafka_source(spark: SparkSession, spec: StreamSpec) -> DataFrame:
+    """The spec's Kafka topics as raw columns, once the brokers list them (any Spark line:
+    Spark's own Kafka source, with `maxOffsetsPerTrigger` honoured by AvailableNow too)."""
+    source = spec.source.kafka
+    assert source is not None  # the spec parser sets it for a kafka source
+    where = spec.source_file
+    kafka.check_topics(spark, source, where)
+    options = kafka.kafka_options(
+        source, where, max_records_per_batch=spec.source.max_records_per_batch
+    )
+    try:
+        return kafka.read_kafka(spark, options)
+    except SPARK_ERRORS as exc:
+        raise SourceError(
+            f"cannot read {source.describe()}: {describe_spark_error(exc)} (Spark's Kafka "
+            "source, spark-sql-kafka-0-10, must be on the class path: see jars.py)",
+            where=f"{where}: source",
+        ) from exc
 
 
 def run_spec(
@@ -434,7 +487,7 @@ def run_spec(
     """Read the spec's source with `reader` and run the job in `mode` (default: the spec's).
 
     Readers: "python" (the project's Kinesis data source, Spark >= 4.0) or "aws-kinesis"
-    (EMR's connector). A files source ignores the reader. Every check that needs no data
+    (EMR's connector). Files and kafka sources ignore the reader. Every check that needs no data
     (the transforms resolve, the stream exists, credentials work, the endpoint answers)
     runs before the query.
     """
@@ -444,6 +497,10 @@ def run_spec(
     if spec.source.kind == "files":
         assert spec.source.path is not None  # the spec parser requires it
         raw = read_capture_files(spark, spec.source.path, spec.source.max_files_per_batch)
+        trigger = {"availableNow": True} if mode == "available_now" else interval
+        return run(spark, spec, raw, trigger=trigger, stop=stop, on_batch=on_batch)
+    if spec.source.kafka is not None:
+        raw = read_kafka_source(spark, spec)
         trigger = {"availableNow": True} if mode == "available_now" else interval
         return run(spark, spec, raw, trigger=trigger, stop=stop, on_batch=on_batch)
     if reader not in READERS:

@@ -1060,6 +1060,71 @@ def test_a_stream_that_cannot_run_deployed_is_refused_before_upload(
     assert job_runs(aws, emr_app) == runs_before
 
 
+KAFKA_SOURCE = """[source]
+kind = "kafka"
+bootstrap_servers = "b-1.clicks.kafka.eu-west-1.amazonaws.com:9098"
+topics = ["clicks"]
+security_protocol = "SASL_SSL"
+sasl_mechanism = "AWS_MSK_IAM"
+"""
+
+
+def kafka_stream_spec(tmp_path: Path) -> Path:
+    """STREAM_SPEC reading an MSK topic with IAM login instead of Kinesis."""
+    start, end = STREAM_SPEC.index("[source]"), STREAM_SPEC.index("[events]")
+    spec = tmp_path / "clicks.toml"
+    spec.write_text(STREAM_SPEC[:start] + KAFKA_SOURCE + "\n" + STREAM_SPEC[end:], "utf-8")
+    return spec
+
+
+def test_deploy_glue_of_a_kafka_stream_ships_only_msks_iam_login(
+    aws, run_cli, tmp_path, bucket, glue_role
+):
+    job = unique("clicks-kafka")
+    code, out, err = run_cli(
+        "deploy", "glue", str(kafka_stream_spec(tmp_path)), "--out", str(tmp_path / "dist"),
+        "--job-name", job, "--role", glue_role, "--bucket", bucket, "--glue-version", "6.0",
+        "--checkpoint", "s3://lake/ck",
+    )  # fmt: skip
+
+    assert code == 0, err
+    stored = aws.glue.get_job(JobName=job)["Job"]
+    assert stored["Command"]["Name"] == "gluestreaming"
+    # Glue ships Spark's Kafka source; the IAM login module goes on --extra-jars.
+    (jar,) = stored["DefaultArguments"]["--extra-jars"].split(",")
+    assert jar.startswith(f"s3://{bucket}/") and jar.endswith("/jars/aws-msk-iam-auth-2.4.0.jar")
+    assert [k for k in uploaded_keys(aws, bucket) if k.endswith(".jar")] == [jar.split("/", 3)[3]]
+
+
+def test_submit_emr_of_a_kafka_stream_puts_the_targets_kafka_source_on_jars(
+    aws, run_cli, tmp_path, bucket, emr_role, emr_app
+):
+    calls = record_calls(aws.emr)
+    spec = str(kafka_stream_spec(tmp_path))
+    common = ["--out", str(tmp_path / "dist"), "--application", emr_app, "--role", emr_role]
+    common += ["--bucket", bucket, "--checkpoint", "s3://lake/ck", "--no-wait"]
+
+    code, out, err = run_cli("submit", "emr", spec, *common)  # no --target: which Spark?
+    assert code == 1 and "a Kafka stream is packaged for one platform: give --target" in err
+    assert uploaded_keys(aws, bucket) == []
+
+    code, out, err = run_cli("submit", "emr", spec, *common, "--target", "emr-7")
+    assert code == 0, err
+    (sent,) = [params for op, params in calls if op == "StartJobRun"]
+    assert sent["mode"] == "STREAMING"
+    params = shlex.split(sent["jobDriver"]["sparkSubmit"]["sparkSubmitParameters"])
+    names = [uri.rsplit("/", 1)[1] for uri in params[params.index("--jars") + 1].split(",")]
+    assert sorted(names) == sorted(  # EMR 7 is Spark 3.5; no Kinesis connector
+        [
+            "spark-sql-kafka-0-10_2.12-3.5.7.jar",
+            "spark-token-provider-kafka-0-10_2.12-3.5.7.jar",
+            "kafka-clients-3.4.1.jar",
+            "commons-pool2-2.11.1.jar",
+            "aws-msk-iam-auth-2.4.0.jar",
+        ]
+    )
+
+
 # ---------------------------------------------------------------------------------------
 # Per-target sets: built for one platform, refused by another
 

@@ -2,8 +2,9 @@
 
 `sample_records` makes a deterministic mix of valid events and malformed records (a
 chosen share, exactly rounded) and, optionally, re-sent duplicates of valid events.
-`put_records` sends them to a Kinesis stream at a given rate; `write_capture` writes them
-as capture files for the files source.
+`put_records` sends them to a Kinesis stream at a given rate, `send_to_kafka` to a Kafka
+topic (kafka-python, a pure-Python client in the `demo` and `test` extras: the job itself
+never imports it); `write_capture` writes them as capture files for the files source.
 """
 
 from __future__ import annotations
@@ -188,6 +189,94 @@ def create_stream(opts: kinesis.KinesisOptions, shards: int, client: Any | None 
             time.sleep(0.1)
     except (BotoCoreError, ClientError) as exc:
         raise kinesis.describe_error(exc, opts) from exc
+
+
+def _kafka_error(exc: Exception, bootstrap: str) -> SourceError:
+    return SourceError(f"kafka at {bootstrap}: {type(exc).__name__}: {exc}")
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    """Create `topic` with `partitions` partitions (one replica) unless it exists."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="sluiceway-produce")
+    except KafkaError as exc:
+        raise _kafka_error(exc, bootstrap) from exc
+    try:
+        admin.create_topics([NewTopic(topic, partitions, 1)])
+    except TopicAlreadyExistsError:
+        pass
+    except KafkaError as exc:
+        raise _kafka_error(exc, bootstrap) from exc
+    finally:
+        admin.close()
+
+
+def check_topic(bootstrap: str, topic: str) -> None:
+    """Raise one clear error unless the broker answers and lists `topic`."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="sluiceway-produce")
+        try:
+            topics = set(admin.list_topics())
+        finally:
+            admin.close()
+    except KafkaError as exc:
+        raise _kafka_error(exc, bootstrap) from exc
+    if topic not in topics:
+        raise SourceError(f"kafka at {bootstrap}: topic {topic} not found (--create N makes it)")
+
+
+def send_to_kafka(
+    bootstrap: str,
+    topic: str,
+    records: Sequence[SampleRecord],
+    *,
+    rate: float | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> PutResult:
+    """Send `records` to `topic`, keyed by their partition key, at most `rate` a second.
+
+    Acknowledged by every in-sync replica, idempotent (a retried send is not a duplicate):
+    returns once all are acknowledged, or raises.
+    """
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    check_topic(bootstrap, topic)
+    started = time.monotonic()
+    try:
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", linger_ms=5, client_id="sluiceway-produce"
+        )
+    except KafkaError as exc:
+        raise _kafka_error(exc, bootstrap) from exc
+    try:
+        pending = []
+        for index, record in enumerate(records, start=1):
+            pending.append(
+                producer.send(topic, key=record.partition_key.encode(), value=record.data)
+            )
+            if index % PUT_RECORDS_MAX == 0 or index == len(records):
+                producer.flush()
+                for future in pending:
+                    future.get()  # raises the send's error, if any
+                pending = []
+                if on_progress is not None:
+                    on_progress(index)
+            if rate is not None:
+                ahead = index / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
+    except KafkaError as exc:
+        raise _kafka_error(exc, bootstrap) from exc
+    finally:
+        producer.close()
+    return PutResult(len(records), round(time.monotonic() - started, 3), 0)
 
 
 def write_capture(

@@ -37,6 +37,7 @@ from sluiceway.deploy.stream_jobs import (
     EMR_KINESIS_CONNECTOR_JAR,
     EMR_STREAMING_MODE,
     deployed_stream_spec,
+    source_kind,
     stream_arguments,
 )
 from sluiceway.deploy.targets import check_release_label
@@ -316,7 +317,9 @@ def _stream_request(
     arguments = [uploaded.uri(SPEC), "--reader", options.reader]
     for key, value in stream_arguments(options.output, options.checkpoint).items():
         arguments += [key, value]
-    connector = (EMR_KINESIS_CONNECTOR_JAR,) if options.reader == "aws-kinesis" else ()
+    # EMR's Kinesis connector for a Kinesis stream; a Kafka one has Spark's in the set's jars.
+    kinesis = options.reader == "aws-kinesis" and source_kind(artifacts) == "kinesis"
+    connector = (EMR_KINESIS_CONNECTOR_JAR,) if kinesis else ()
     request: dict[str, Any] = {
         "applicationId": application_id,
         "executionRoleArn": execution_role,

@@ -116,10 +116,11 @@ def job_definition(
     """The job's full definition: CreateJob's arguments less Name, and UpdateJob's JobUpdate
     (with `iceberg_conf`, Glue's own Iceberg and the catalogs' settings)."""
     stream = artifacts.kind == "stream"
+    # A batch set's JDBC drivers; a stream set's MSK IAM login module (a Kinesis one: none).
+    jars = {"--extra-jars": ",".join(uploaded.jar_uris)} if uploaded.jar_uris else {}
     if stream:
-        kind_arguments = stream_arguments(options.output, options.checkpoint)
+        kind_arguments = {**stream_arguments(options.output, options.checkpoint), **jars}
     else:
-        jars = {"--extra-jars": ",".join(uploaded.jar_uris)} if uploaded.jar_uris else {}
         kind_arguments = {
             "--full_refresh": "false",
             **jars,

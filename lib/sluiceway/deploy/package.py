@@ -288,14 +288,28 @@ def _jar_files(wanted: tuple[jars.Jar, ...]) -> list[tuple[jars.Jar, Path]]:
     return pairs
 
 
-def _jars_for(kind: str, built_for: Target | None) -> list[tuple[jars.Jar, Path]]:
+def _jars_for(spec: AnySpec, built_for: Target | None) -> list[tuple[jars.Jar, Path]]:
     """The pinned jars the job needs and its platform lacks: the JDBC drivers for a batch
-    pipeline (a stream reads Kinesis through the platform's own reader)."""
-    if kind == "stream":
-        return []
+    pipeline; for a stream, Spark's Kafka source of the target's Spark line when it reads
+    Kafka (MSK's IAM login when it asks for it), nothing when it reads Kinesis (the
+    platform's own reader)."""
+    from sluiceway.stream_spec import StreamSpec
+
     provided = set(built_for.provided) if built_for is not None else set()
-    wanted = tuple(j for j in jars.required_jars() if f"{j.group}:{j.artifact}" not in provided)
-    return _jar_files(wanted)
+    if not isinstance(spec, StreamSpec):
+        wanted = jars.required_jars()
+    elif spec.source.kafka is None:
+        return []
+    elif built_for is None:
+        raise DeployError(
+            f"{spec.name}: a Kafka stream is packaged for one platform: give --target "
+            "(Spark's Kafka source is built per Spark line)"
+        )
+    else:
+        line = jars.spark_line_of(built_for.spark)
+        iam = (jars.MSK_IAM_JAR,) if spec.source.kafka.msk_iam else ()
+        wanted = (*jars.kafka_jars(line), *iam)
+    return _jar_files(tuple(j for j in wanted if j.family not in provided))
 
 
 def build_artifacts(
@@ -327,7 +341,7 @@ def build_artifacts(
     for role, name in scripts.items():
         contents.append((role, f"jobs/{name}", jobs_dir / name, None))
     contents.append((SPEC, f"pipelines/{spec_file.name}", spec_file, None))
-    for jar, path in _jars_for(kind, built_for):
+    for jar, path in _jars_for(spec, built_for):
         contents.append((JAR, f"jars/{jar.file_name}", path, jar.coordinate))
     return _write_set(Path(out_dir), contents, spec.name, kind, target_name)
 

@@ -1,18 +1,21 @@
 """What a deployed stream job differs in from a batch one (a set built from a stream spec).
 
 - Glue: a streaming job (Command.Name "gluestreaming") running jobs/glue_stream.py, which
-  reads with GlueContext's Kinesis source and forEachBatch; no --full_refresh, no jars.
+  reads Kinesis with GlueContext's Kinesis source and forEachBatch, and Kafka with Spark's
+  Kafka source (which Glue ships) and the checkpoint at trigger.checkpoint; no
+  --full_refresh, and no jars but MSK's IAM login module when the spec asks for IAM.
   No Timeout unless one is given: a Glue streaming job runs until stopped (Glue restarts
   it after 7 days, in the job's maintenance window if it has one).
 - EMR Serverless: a STREAMING-mode job run (StartJobRun `mode`) of jobs/emr_stream.py,
-  which reads with EMR's aws-kinesis connector, put on --jars from the path the EMR
-  Serverless guide gives ("Supported streaming connectors"); EMR Serverless retries a
+  which reads Kinesis with EMR's aws-kinesis connector, put on --jars from the path the EMR
+  Serverless guide gives ("Supported streaming connectors"), and Kafka with Spark's Kafka
+  source of the set's target line (its jars in the set); EMR Serverless retries a
   failed streaming run from its checkpoint by itself. No executionTimeoutMinutes unless
   one is given.
 
 Both refuse, before anything is uploaded, a stream that could not run there: an output or
 checkpoint on local disk (lost when the run ends), `available_now` (a deployed stream runs
-until it is stopped), and on Glue a source other than Kinesis.
+until it is stopped), and on Glue a source other than Kinesis or Kafka.
 """
 
 from __future__ import annotations
@@ -64,11 +67,19 @@ def stream_problems(spec: StreamSpec, platform: str, *, on_glue: bool) -> list[s
             f"trigger.mode: available_now; {platform} runs a stream until it is stopped: "
             'use "interval"'
         )
-    if on_glue and spec.source.kind != "kinesis":
-        problems.append(f"source.kind: {spec.source.kind}; {platform} reads Kinesis only")
+    if on_glue and spec.source.kind not in ("kinesis", "kafka"):
+        problems.append(f"source.kind: {spec.source.kind}; {platform} reads Kinesis or Kafka")
     elif spec.source.kind == "files" and not (spec.source.path or "").startswith(_S3):
         problems.append(f"source.path: {spec.source.path} is not on S3, where {platform} reads")
     return problems
+
+
+def source_kind(artifacts: ArtifactSet) -> str:
+    """The `[source] kind` of a stream set's spec (its checks ran when it was packaged)."""
+    import tomllib
+
+    data = tomllib.loads((artifacts.root / artifacts.file(SPEC).path).read_text("utf-8"))
+    return str(data.get("source", {}).get("kind", ""))
 
 
 def stream_arguments(output: str | None, checkpoint: str | None) -> dict[str, str]:

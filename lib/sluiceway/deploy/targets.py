@@ -19,6 +19,14 @@ be the one loaded: a Glue set carries none. EMR Serverless puts no JDBC driver o
 class path (drivers go on --jars), so an EMR set carries all three. Iceberg is never
 packaged (Glue's --datalake-formats, EMR's /usr/share/aws/iceberg; deploy/iceberg.py), and
 neither is a Kinesis reader (Glue's own source; EMR's aws-kinesis connector).
+
+Spark's Kafka source: Glue reads Kafka and MSK natively (its `kafka` connection type, whose
+options are those of Spark's Kafka source), so a Glue set carries none of it; EMR
+Serverless does not ship it ("Supported streaming connectors": the Kafka connector comes
+from Maven), so an EMR set of a Kafka stream carries the connector of the target's Spark
+line. MSK's IAM login module (`aws-msk-iam-auth`) goes in every set of a stream that asks
+for IAM: neither platform's documentation lists it on the class path. Neither of these
+claims about Glue's class path has been checked on Glue itself.
 """
 
 from __future__ import annotations
@@ -45,6 +53,14 @@ _JDBC_DRIVERS = (
     "org.postgresql:postgresql",
     "com.mysql:mysql-connector-j",
     "com.amazon.redshift:redshift-jdbc42",
+)
+# Spark's Kafka source and what it needs beside Spark (sluiceway.jars.KAFKA_JARS), by
+# group:artifact without the Scala suffix (jars.Jar.family).
+_KAFKA_SOURCE = (
+    "org.apache.spark:spark-sql-kafka-0-10",
+    "org.apache.spark:spark-token-provider-kafka-0-10",
+    "org.apache.kafka:kafka-clients",
+    "org.apache.commons:commons-pool2",
 )
 
 
@@ -78,8 +94,12 @@ class Target:
 
 
 TARGETS: dict[str, Target] = {
-    "glue-5.1": Target("glue-5.1", "glue", "3.5.6", "2.12", (3, 11), _JDBC_DRIVERS, "5.1"),
-    "glue-6.0": Target("glue-6.0", "glue", "4.1.1", "2.13", (3, 13), _JDBC_DRIVERS, "6.0"),
+    "glue-5.1": Target(
+        "glue-5.1", "glue", "3.5.6", "2.12", (3, 11), _JDBC_DRIVERS + _KAFKA_SOURCE, "5.1"
+    ),
+    "glue-6.0": Target(
+        "glue-6.0", "glue", "4.1.1", "2.13", (3, 13), _JDBC_DRIVERS + _KAFKA_SOURCE, "6.0"
+    ),
     "emr-7": Target("emr-7", "emr", "3.5", "2.12", (3, 11), (), release_prefix="emr-7."),
     "emr-spark-8": Target(
         "emr-spark-8", "emr", "4.0.2", "2.13", (3, 11), (), release_prefix="emr-spark-8."

@@ -4,6 +4,10 @@ Glue's forEachBatch runs a micro-batch every `trigger.interval_seconds` (its win
 and keeps the offsets in `trigger.checkpoint`; each batch goes through the same
 `streaming.process_batch` as everywhere else. Glue has no AvailableNow here.
 
+A Kafka source runs as it does under `sluiceway stream` (streaming.run_spec on Glue's
+session): Spark's own Kafka source, which Glue ships for its `kafka` connection type,
+gives topic, partition and offset, where Glue's Kafka frame would give the payload alone.
+
 With runtimes.glue's local GlueContext stand-in (local spark-submit, where Glue's JVM
 classes are missing) there is no Glue Kinesis source: the stream runs as it does under
 `sluiceway stream`, through streaming.run_spec, with the spec's own source and trigger.
@@ -90,7 +94,7 @@ def with_raw_columns(raw: DataFrame, stream: str) -> DataFrame:
 
 def run(glue_context: GlueContextLike, spec: StreamSpec, *, stop: StopSignal | None = None) -> None:
     """Run the stream until the Glue job is stopped (the stand-in: until the run ends)."""
-    if isinstance(glue_context, LocalGlueContext):
+    if isinstance(glue_context, LocalGlueContext) or spec.source.kind == "kafka":
         streaming.run_spec(apply_pipeline_conf(glue_context.spark_session), spec, stop=stop)
         return
     run_on_glue(glue_context, spec)
@@ -100,7 +104,7 @@ def run_on_glue(glue_context: Any, spec: StreamSpec) -> None:
     """GlueContext's Kinesis source through Glue's forEachBatch, until the job is stopped."""
     check_stream_spec(spec)
     if spec.source.kind != "kinesis":
-        raise SpecError(f"{spec.source_file}: source.kind: the Glue job reads kinesis only")
+        raise SpecError(f"{spec.source_file}: source.kind: the Glue job reads kinesis or kafka")
     spark = apply_pipeline_conf(glue_context.spark_session)
     opts = streaming.kinesis_options(spec)
     kinesis.check_stream(opts)

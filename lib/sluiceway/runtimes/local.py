@@ -119,8 +119,10 @@ def build_local_session(
     app_name: str = "sluiceway",
     master: str | None = None,
     extra_conf: Mapping[str, str] | None = None,
+    msk_iam: bool = False,
 ) -> SparkSession:
-    """Start (or reuse) a local SparkSession with the pinned JDBC jars and S3A."""
+    """Start (or reuse) a local SparkSession with the pinned JDBC jars, S3A, Iceberg and
+    Spark's Kafka source (with MSK's IAM login module when `msk_iam`)."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     java_opts = java_options()
@@ -130,10 +132,12 @@ def build_local_session(
     # local session (they add MERGE INTO and the Iceberg procedures, and cost nothing
     # measurable at start-up), while its catalogs are registered by the datasets using them.
     class_path = os.pathsep.join(str(p) for p in (*jars.s3a_jar_paths(), *jars.iceberg_jar_paths()))
+    # The Kafka source is small (under 10 MB with kafka-clients): spark.jars, like JDBC.
+    kafka = jars.kafka_jar_paths(msk_iam=msk_iam)
     builder = (
         SparkSession.builder.appName(app_name)
         .master(master or os.environ.get("SLUICEWAY_SPARK_MASTER", "local[*]"))
-        .config("spark.jars", ",".join(str(p) for p in jars.local_jar_paths()))
+        .config("spark.jars", ",".join(str(p) for p in [*jars.local_jar_paths(), *kafka]))
         .config("spark.driver.extraClassPath", class_path)
         .config("spark.executor.extraClassPath", class_path)
         .config("spark.driver.extraJavaOptions", java_opts)

@@ -134,3 +134,60 @@ def read_dataset(spark, path: str):  # -> DataFrame | None
 
 def ids(df) -> list[str]:  # df: DataFrame | None
     return [] if df is None else [r["event_id"] for r in df.select("event_id").collect()]
+
+
+# ---------------------------------------------------------------------------------------
+# Kafka: the real broker `python3 scripts/services.py start kafka` runs (KRaft, one node)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    bootstrap = os.environ.setdefault("SLUICEWAY_KAFKA_BOOTSTRAP", "127.0.0.1:29092")
+    problem: Exception | None = None
+    try:
+        KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000).close()
+    except KafkaError as exc:
+        problem = exc
+    if problem is not None:
+        pytest.fail(
+            f"the Kafka broker at {bootstrap} does not answer: {problem}\n"
+            "start it with `python3 scripts/services.py start kafka`",
+            pytrace=False,
+        )
+    return bootstrap
+
+
+@pytest.fixture
+def new_topic(kafka_bootstrap: str) -> Iterator[Callable[[int], str]]:
+    """Create topics with a fresh name and the given partition count; deleted afterwards."""
+    from kafka.admin import KafkaAdminClient
+
+    from sluiceway.demo.events import create_topic
+
+    made: list[str] = []
+
+    def make(partitions: int) -> str:
+        topic = f"test-{uuid.uuid4().hex[:10]}"
+        create_topic(kafka_bootstrap, topic, partitions)
+        made.append(topic)
+        return topic
+
+    yield make
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.delete_topics(made)
+    finally:
+        admin.close()
+
+
+def kafka_source(topic: str, max_records: int = 100_000, extra: str = "") -> str:
+    return f"""
+    kind = "kafka"
+    bootstrap_servers_env = "SLUICEWAY_KAFKA_BOOTSTRAP"
+    topics = ["{topic}"]
+    max_records_per_batch = {max_records}
+    {extra}
+    """

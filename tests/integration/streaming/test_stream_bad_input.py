@@ -11,7 +11,7 @@ import pytest
 
 from sluiceway.sources.kinesis import KinesisOptions
 
-from .conftest import PYTHON_STREAMING, kinesis_source, write_stream_spec
+from .conftest import PYTHON_STREAMING, kafka_source, kinesis_source, write_stream_spec
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -104,3 +104,33 @@ def test_kinesis_source_on_spark_35_is_one_clear_error(tmp_path, new_stream):
 
     _assert_one_error(result, "needs Spark >= 4.0", "aws-kinesis")
     assert not (tmp_path / "out" / "events").exists()
+
+
+def test_missing_kafka_topic_is_one_error_and_nothing_is_written(tmp_path, kafka_bootstrap):
+    spec = write_stream_spec(tmp_path, kafka_source("no-such-topic"), mode="interval")
+
+    result = _cli("stream", str(spec))
+
+    _assert_one_error(
+        result, str(spec), "source.topics", "no-such-topic not found", kafka_bootstrap
+    )
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.spark_free  # refused before Spark starts
+def test_unreachable_kafka_brokers_are_one_error_before_spark(tmp_path, kafka_bootstrap):
+    spec = write_stream_spec(tmp_path, kafka_source("clicks"), mode="interval")
+    env = {**os.environ, "SLUICEWAY_KAFKA_BOOTSTRAP": "127.0.0.1:9"}
+
+    result = _cli("stream", str(spec), env=env)
+
+    _assert_one_error(result, "cannot reach any Kafka bootstrap server", "127.0.0.1:9")
+    assert "starting Spark" not in result.stdout
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.spark_free
+def test_produce_into_a_missing_kafka_topic_is_one_error(kafka_bootstrap):
+    result = _cli("produce", "--topic", "no-such-topic", "--count", "5")
+
+    _assert_one_error(result, "no-such-topic not found", kafka_bootstrap)

@@ -94,3 +94,47 @@ def test_user_code_is_checked_against_the_targets_python(tmp_path, monkeypatch):
 def test_an_unknown_target_lists_the_known():
     with pytest.raises(DeployError, match=r"--target glue-4.0: must be one of glue-5.1, glue-6.0"):
         target("glue-4.0")
+
+
+def kafka_stream_spec(tmp_path: Path, iam: bool) -> Path:
+    """The demo click stream read from an MSK topic (with IAM login when `iam`)."""
+    source = (
+        '[source]\nkind = "kafka"\nbootstrap_servers = "b-1.msk.example:9098"\n'
+        'topics = ["clicks"]\n'
+        + ('security_protocol = "SASL_SSL"\nsasl_mechanism = "AWS_MSK_IAM"\n' if iam else "")
+    )
+    text = STREAM_SPEC.read_text()
+    start, end = text.index("[source]"), text.index("[events]")
+    spec = tmp_path / "clicks_kafka.toml"
+    spec.write_text(text[:start] + source + "\n" + text[end:])
+    return spec
+
+
+KAFKA_35 = ["spark-sql-kafka-0-10_2.12:3.5.7", "spark-token-provider-kafka-0-10_2.12:3.5.7"]
+KAFKA_35 += ["kafka-clients:3.4.1", "commons-pool2:2.11.1"]
+KAFKA_40 = ["spark-sql-kafka-0-10_2.13:4.0.2", "spark-token-provider-kafka-0-10_2.13:4.0.0"]
+KAFKA_40 += ["kafka-clients:3.9.1", "commons-pool2:2.12.0"]
+
+
+@pytest.mark.parametrize(
+    ("name", "iam", "jars"),
+    [
+        ("glue-5.1", False, []),  # Glue ships Spark's Kafka source (its kafka connections)
+        ("glue-6.0", True, ["aws-msk-iam-auth:2.4.0"]),
+        ("emr-7", False, KAFKA_35),  # EMR Serverless does not: the target's Spark line
+        ("emr-spark-8", True, [*KAFKA_40, "aws-msk-iam-auth:2.4.0"]),
+    ],
+)
+def test_a_kafka_stream_set_carries_the_kafka_source_of_its_targets_spark_line(
+    tmp_path, name, iam, jars
+):
+    built = build_artifacts(kafka_stream_spec(tmp_path, iam), tmp_path / "dist", name)
+
+    assert [j.coordinate.split(":", 1)[1] for j in built.jars] == jars
+    assert all((built.root / j.path).is_file() for j in built.jars)
+
+
+def test_a_kafka_stream_is_not_packaged_without_a_target(tmp_path):
+    with pytest.raises(DeployError, match=r"a Kafka stream is packaged for one platform: give"):
+        build_artifacts(kafka_stream_spec(tmp_path, False), tmp_path / "dist")
+    assert not (tmp_path / "dist").exists() or not list((tmp_path / "dist").iterdir())

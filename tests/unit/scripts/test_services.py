@@ -165,3 +165,19 @@ def test_early_exit_fails_with_exit_code_and_log_tail(tmp_path: Path):
     assert message.startswith("http.server exited with 3 during startup")
     assert "bad config line 3" in message  # the log tail
     assert crashing.running() is False
+
+
+def test_every_port_is_below_the_ephemeral_range():
+    # The kernel hands these ports to outgoing connections (32768-60999 by default): a
+    # server port there can be taken by any client socket on a busy CI machine.
+    ranges = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    low = int(ranges.read_text().split()[0]) if ranges.exists() else 32768
+    ports = [services.SERVICES[name]().port for name in ("moto", "kinesis", "kafka")]
+    ports += [services.PG_PORT, services.MYSQL_PORT, services.KAFKA_CONTROLLER_PORT]
+    assert max(ports) < low, (ports, low)
+
+
+def test_the_kafka_brokers_jars_are_cached_beside_the_pinned_jars(monkeypatch, tmp_path):
+    monkeypatch.setenv("SLUICEWAY_CACHE", str(tmp_path))
+    lib = services.Kafka().lib
+    assert lib == tmp_path / "kafka-broker" / services.KAFKA_VERSION / "lib"
