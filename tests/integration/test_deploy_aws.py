@@ -116,6 +116,13 @@ def run_cli(aws, monkeypatch, capsys):
     return run
 
 
+def glue_job_names(aws) -> list[str]:
+    """Every Glue job's name: ListJobs answers a page at a time (the shared moto server
+    keeps the jobs of earlier tests)."""
+    pages = aws.glue.get_paginator("list_jobs").paginate()
+    return [name for page in pages for name in page["JobNames"]]
+
+
 def base_uri(bucket: str, artifacts: ArtifactSet) -> str:
     return f"s3://{bucket}/sluiceway/artifacts/{artifacts.pipeline}/{artifacts.name}"
 
@@ -219,7 +226,7 @@ def test_redeploy_updates_the_job_in_place(aws, artifacts, bucket, glue_role):
         ("UpdateJob", {"JobName": job, "JobUpdate": expected}),
     ]
     assert again.uploaded.uploaded == 1 and again.uploaded.unchanged == len(artifacts.files)
-    names = aws.glue.list_jobs()["JobNames"]
+    names = glue_job_names(aws)
     assert names.count(job) == 1
     stored = aws.glue.get_job(JobName=job)["Job"]
     assert (stored["GlueVersion"], stored["NumberOfWorkers"]) == ("6.0", 5)
@@ -520,7 +527,7 @@ def test_missing_resources_give_one_clear_error_and_create_nothing(
     assert len(errors) == 1 and errors[0].startswith(expected), err
     assert "Traceback" not in err
     if platform == "glue":
-        assert name not in aws.glue.list_jobs()["JobNames"]
+        assert name not in glue_job_names(aws)
     assert job_runs(aws, emr_app) == runs_before
     listed = aws.s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0)
     assert listed == 0  # nothing uploaded before the checks passed
@@ -709,7 +716,7 @@ def test_a_local_iceberg_warehouse_is_refused_before_anything_is_uploaded(
     assert errors[0].startswith("sluiceway: error: ") and "/pipelines/ice_local.toml: " in errors[0]
     assert f": catalogs.meta.warehouse: '{tmp_path / 'meta'}' is not on S3" in errors[0]
     assert uploaded_keys(aws, bucket) == []
-    assert name not in aws.glue.list_jobs()["JobNames"]
+    assert name not in glue_job_names(aws)
     assert job_runs(aws, emr_app) == runs_before
 
 
@@ -746,7 +753,7 @@ def test_a_spec_reading_the_environment_or_writing_locally_is_refused_before_upl
     ]:
         assert key in errors[0], (key, errors[0])
     assert uploaded_keys(aws, bucket) == []
-    assert name not in aws.glue.list_jobs()["JobNames"]
+    assert name not in glue_job_names(aws)
     assert job_runs(aws, emr_app) == runs_before
 
 
@@ -811,7 +818,7 @@ def test_a_specs_glue_connection_is_attached_and_a_missing_one_refused_before_up
     with pytest.raises(DeployError, match=rf"^Glue connection {connection} does not exist"):
         deploy_glue_job(aws, built, options)
     assert uploaded_keys(aws, bucket) == []
-    assert job not in aws.glue.list_jobs()["JobNames"]
+    assert job not in glue_job_names(aws)
 
     aws.glue.create_connection(
         ConnectionInput={
@@ -1056,7 +1063,7 @@ def test_a_stream_that_cannot_run_deployed_is_refused_before_upload(
     ]:
         assert key in errors[0], (key, errors[0])
     assert uploaded_keys(aws, bucket) == []
-    assert name not in aws.glue.list_jobs()["JobNames"]
+    assert name not in glue_job_names(aws)
     assert job_runs(aws, emr_app) == runs_before
 
 
@@ -1202,7 +1209,7 @@ def test_a_set_built_for_another_target_is_refused_before_upload(
     assert f"application {emr_app} runs emr-7.11.0: rebuild it with" in str(glue_on_emr.value)
     assert "--target emr-7`" in str(glue_on_emr.value)
     assert uploaded_keys(aws, bucket) == []
-    assert job not in aws.glue.list_jobs()["JobNames"]
+    assert job not in glue_job_names(aws)
     assert job_runs(aws, emr_app) == []
 
     # The matching pair runs: an EMR set carries the JDBC drivers (EMR has none on its path).
