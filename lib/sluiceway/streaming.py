@@ -6,8 +6,9 @@
                                 in its checkpointed state)
     process_batch(...)          per micro-batch (foreachBatch): quality rules, then valid
                                 events through the spec's transforms into Parquet partitioned
-                                by event date/hour, bad records into the dead letters; both
-                                through the batch-id-idempotent sink
+                                by event date/hour (a [delivery] spec: Parquet or gzip JSON,
+                                by event or arrival date/hour), bad records into the dead
+                                letters; both through the batch-id-idempotent sink
     run(spark, spec, raw, ...)  start the query, wait; AvailableNow, interval, SIGTERM
 
 Exactly once: Spark's checkpoint holds the source offsets and the dedupe state; the sink
