@@ -225,13 +225,30 @@ def _cmd_demo_mutate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_stream(args: argparse.Namespace) -> int:
+def _cmd_deliver(args: argparse.Namespace) -> int:
+    return _cmd_stream(args, deliver=True)
+
+
+def _cmd_stream(args: argparse.Namespace, deliver: bool = False) -> int:
     from sluiceway import streaming
+    from sluiceway.errors import SpecError
     from sluiceway.runtimes.local import build_local_session
     from sluiceway.stream_spec import load_stream_spec
 
     spec = load_stream_spec(args.spec, output_root=args.output, checkpoint=args.checkpoint)
+    if deliver and spec.delivery is None:
+        raise SpecError(
+            "is required by `sluiceway deliver` (a plain stream spec: `sluiceway stream`)",
+            where=f"{args.spec}: delivery",
+        )
     mode = "available_now" if args.available_now else spec.trigger.mode
+    if spec.delivery is not None:
+        print(
+            f"==> {spec.name}: delivering {spec.delivery.format} by "
+            f"{spec.delivery.prefix_by} every {spec.trigger.interval_seconds}s, at most "
+            f"{spec.source.max_records_per_batch} records a batch",
+            flush=True,
+        )
     streaming.preflight(spec)  # a bad name, a missing stream, a dead endpoint: before Spark
     stop = streaming.StopSignal()
     stop.install()  # SIGTERM: finish the running micro-batch, then stop
@@ -374,15 +391,19 @@ def build_parser() -> argparse.ArgumentParser:
         "classpath", help="print the cached S3A jars for a local driver (--driver-class-path)"
     ).set_defaults(func=_cmd_jars_classpath)
 
-    stream_p = sub.add_parser("stream", help="run a streaming spec with a local Spark")
-    stream_p.add_argument("spec", help="stream spec (TOML)")
-    stream_p.add_argument("--output", help="override the spec's output root")
-    stream_p.add_argument("--checkpoint", help="override the spec's checkpoint location")
-    stream_p.add_argument(
-        "--available-now", action="store_true", help="process what is there, then stop"
-    )
-    stream_p.add_argument("--master", help="Spark master (default local[*])")
-    stream_p.set_defaults(func=_cmd_stream)
+    for command, what, func in (
+        ("stream", "run a streaming spec with a local Spark", _cmd_stream),
+        ("deliver", "run a stream spec's [delivery] preset (Firehose-style)", _cmd_deliver),
+    ):
+        stream_p = sub.add_parser(command, help=what)
+        stream_p.add_argument("spec", help="stream spec (TOML)")
+        stream_p.add_argument("--output", help="override the spec's output root")
+        stream_p.add_argument("--checkpoint", help="override the spec's checkpoint location")
+        stream_p.add_argument(
+            "--available-now", action="store_true", help="process what is there, then stop"
+        )
+        stream_p.add_argument("--master", help="Spark master (default local[*])")
+        stream_p.set_defaults(func=func)
 
     produce_p = sub.add_parser(
         "produce", help="put sample events into a Kinesis stream or a Kafka topic"

@@ -7,6 +7,9 @@ A stream spec is its own file (the batch spec's parser stays as it is):
     [events]    the JSON payload: schema, event id and time, transforms, quality rules
     [sink]      valid events and dead letters: paths, compression, file sizing
     [trigger]   interval or available_now, checkpoint location
+    [delivery]  the Firehose-style preset (`sluiceway deliver`): buffering, file format,
+                prefixes; it sets the sink and trigger keys it names, and dedupes
+                nothing unless events.dedupe_minutes says so
 
 Errors name the file and the dotted key, like the batch spec's:
 `pipelines/clickstream.toml: source.stream: is required`.
@@ -69,11 +72,21 @@ _KAFKA_KEYS = (
     "consumer",
 )
 TRIGGER_MODES = ("interval", "available_now")
+DELIVERY_FORMATS = ("parquet", "json.gz")
+PREFIX_BY = ("event_time", "arrival_time")
+# [delivery] keys and the key of the full spec each one sets: giving both is refused.
+_DELIVERY_SETS = {
+    "buffer_seconds": ("trigger", "interval_seconds"),
+    "buffer_records": ("source", "max_records_per_batch"),
+    "prefix": ("sink", "path"),
+    "error_prefix": ("sink", "dead_letter_path"),
+}
 # Kinesis stream names: 1-128 of [a-zA-Z0-9_.-].
 _STREAM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 # Columns the pipeline adds; a payload field of the same name would be shadowed.
-RESERVED_COLUMNS = ("event_date", "event_hour")
+EVENT_PARTITIONS = ("event_date", "event_hour")
+RESERVED_COLUMNS = EVENT_PARTITIONS
 
 
 @dataclass(frozen=True)
@@ -156,6 +169,10 @@ class StreamSink:
     compression: str
     target_file_mb: int
     compact_min_files: int
+    file_format: str = "parquet"  # or "json": JSON lines (gzip), compaction off
+    # The valid events' partition columns: from the event time, or (a delivery spec's
+    # prefix_by = "arrival_time") from the time the record reached the stream.
+    partition_by: tuple[str, str] = ("event_date", "event_hour")
 
 
 @dataclass(frozen=True)
@@ -175,6 +192,15 @@ class StreamSpec:
     sink: StreamSink
     trigger: TriggerSpec
     package_modules: tuple[str, ...] = ()  # [package] modules: user code to ship
+    delivery: DeliverySpec | None = None  # [delivery]: what `sluiceway deliver` needs
+
+
+@dataclass(frozen=True)
+class DeliverySpec:
+    """The Firehose-style preset, as written; its values are already in sink and trigger."""
+
+    format: str  # "parquet" | "json.gz"
+    prefix_by: str  # "event_time" | "arrival_time"
 
 
 def load_stream_spec(
@@ -192,18 +218,59 @@ def parse_stream_spec(
     checkpoint: str | None = None,
 ) -> StreamSpec:
     top, pipe, name = top_reader(
-        text, source, "pipeline", "source", "events", "sink", "trigger", "package"
+        text, source, "pipeline", "source", "events", "sink", "trigger", "package", "delivery"
     )
     pipe.only("name", "output")
     root = output_root or pipe.get("output", str, required=True)
+    tables = {
+        "source": top.get("source", dict, required=True),
+        "events": top.get("events", dict, required=True),
+        "sink": top.get("sink", dict, {}),
+        "trigger": top.get("trigger", dict, {}),
+    }
+    delivery = None
+    if "delivery" in top.data:
+        # The preset writes its keys into the tables they stand for, then parses as usual.
+        delivery = _parse_delivery(top.child("delivery", top.get("delivery", dict)), tables)
 
-    stream_source = _parse_source(top.child("source", top.get("source", dict, required=True)))
-    events = _parse_events(top.child("events", top.get("events", dict, required=True)))
-    sink = _parse_sink(top.child("sink", top.get("sink", dict, {})), root)
-    trigger = _parse_trigger(top.child("trigger", top.get("trigger", dict, {})), root, name)
+    stream_source = _parse_source(top.child("source", tables["source"]))
+    events = _parse_events(top.child("events", tables["events"]))
+    sink = _parse_sink(top.child("sink", tables["sink"]), root, delivery)
+    for column in set(sink.partition_by) & set(events.field_names):
+        top.fail("events.schema", f"column {column!r} is reserved for the delivery's prefixes")
+    trigger = _parse_trigger(top.child("trigger", tables["trigger"]), root, name)
     if checkpoint:
         trigger = TriggerSpec(trigger.mode, trigger.interval_seconds, checkpoint)
-    return StreamSpec(name, source, root, stream_source, events, sink, trigger, parse_package(top))
+    return StreamSpec(
+        name,
+        source,
+        root,
+        stream_source,
+        events,
+        sink,
+        trigger,
+        parse_package(top),
+        delivery,
+    )
+
+
+def _parse_delivery(r: Reader, tables: dict[str, dict[str, Any]]) -> DeliverySpec:
+    """Check [delivery] and copy its keys into `tables` (the source, sink, trigger tables)."""
+    r.only(*_DELIVERY_SETS, "format", "prefix_by")
+    for key, (table, own) in _DELIVERY_SETS.items():
+        if key not in r.data:
+            continue
+        if own in tables[table]:
+            r.fail(key, f"sets {table}.{own}, which the spec gives too; give one of them")
+        # Checked here, so that a bad value is reported under its own key.
+        value = r.positive(key, 1) if key.startswith("buffer_") else r.get(key, str)
+        tables[table] = {**tables[table], own: value}
+    fmt = r.choice("format", DELIVERY_FORMATS, "parquet")
+    if fmt == "json.gz" and "compression" in tables["sink"]:
+        r.fail("format", "json.gz is always gzip; remove sink.compression")
+    # Firehose does not dedupe; the preset neither, unless the spec asks for it.
+    tables["events"] = {"dedupe_minutes": 0, **tables["events"]}
+    return DeliverySpec(format=fmt, prefix_by=r.choice("prefix_by", PREFIX_BY, "event_time"))
 
 
 def _parse_source(r: Reader) -> StreamSource:
@@ -455,14 +522,18 @@ def _split_top_level(text: str) -> list[str]:
     return parts
 
 
-def _parse_sink(r: Reader, root: str) -> StreamSink:
+def _parse_sink(r: Reader, root: str, delivery: DeliverySpec | None) -> StreamSink:
     r.only("path", "dead_letter_path", "compression", "target_file_mb", "compact_min_files")
+    json_gz = delivery is not None and delivery.format == "json.gz"
+    by_arrival = delivery is not None and delivery.prefix_by == "arrival_time"
     return StreamSink(
         path=join_path(root, r.get("path", str, "events")),
         dead_letter_path=join_path(root, r.get("dead_letter_path", str, "_dead_letters")),
-        compression=r.choice("compression", COMPRESSIONS, "zstd"),
+        compression="gzip" if json_gz else r.choice("compression", COMPRESSIONS, "zstd"),
         target_file_mb=r.positive("target_file_mb", 128),
         compact_min_files=r.positive("compact_min_files", 8),
+        file_format="json" if json_gz else "parquet",
+        partition_by=("arrival_date", "arrival_hour") if by_arrival else EVENT_PARTITIONS,
     )
 
 

@@ -6,8 +6,9 @@
                                 in its checkpointed state)
     process_batch(...)          per micro-batch (foreachBatch): quality rules, then valid
                                 events through the spec's transforms into Parquet partitioned
-                                by event date/hour, bad records into the dead letters; both
-                                through the batch-id-idempotent sink
+                                by event date/hour (a [delivery] spec: Parquet or gzip JSON,
+                                by event or arrival date/hour), bad records into the dead
+                                letters; both through the batch-id-idempotent sink
     run(spark, spec, raw, ...)  start the query, wait; AvailableNow, interval, SIGTERM
 
 Exactly once: Spark's checkpoint holds the source offsets and the dedupe state; the sink
@@ -42,7 +43,7 @@ from sluiceway.sinks.batch_parquet import BatchOutput, BatchSink
 from sluiceway.sources import kafka, kinesis
 from sluiceway.sources.stream_files import read_aws_kinesis, read_capture_files
 from sluiceway.spec_check import check_stream_spec
-from sluiceway.stream_spec import StreamSpec
+from sluiceway.stream_spec import EVENT_PARTITIONS, StreamSpec
 from sluiceway.transforms.events import (
     with_event_partitions,
     with_parsed_payload,
@@ -52,7 +53,6 @@ from sluiceway.transforms.quality import ERROR_COLUMN
 
 log = logging.getLogger(__name__)
 
-EVENT_PARTITIONS = ("event_date", "event_hour")
 DEAD_LETTER_PARTITIONS = ("arrival_date",)
 IDLE_SECONDS = 2.5  # a bounded run ends after this long without data (source polls at 1s)
 _DEDUPE_KEY = "_dedupe_key"
@@ -157,7 +157,16 @@ def build_events(
             raise TransformError(
                 f"{spec.source_file}: events.transforms: {step.name}: {exc}"
             ) from exc
-    df = df.transform(with_event_partitions, spec.events.event_time)
+    if spec.sink.partition_by == EVENT_PARTITIONS:
+        df = df.transform(with_event_partitions, spec.events.event_time)
+    else:
+        # A delivery by arrival time: when the record reached the stream (a capture file
+        # may not say; then when this batch ran), read in the session time zone.
+        arrived = F.coalesce(F.col("_arrival_time"), F.lit(processed_at).cast("timestamp"))
+        df = df.withColumn("_delivery_time", arrived).transform(
+            with_event_partitions, "_delivery_time", *spec.sink.partition_by
+        )
+        df = df.drop("_delivery_time")
     return df.transform(
         transforms.with_audit_columns, f"{spec.name}:{batch_id}", processed_at, _source_name(spec)
     )
@@ -209,6 +218,7 @@ def open_sink(spark: SparkSession, spec: StreamSpec) -> BatchSink:
         compression=spec.sink.compression,
         target_file_mb=spec.sink.target_file_mb,
         compact_min_files=spec.sink.compact_min_files,
+        file_format=spec.sink.file_format,
         where=f"{spec.source_file}: sink",
     )
 
@@ -241,7 +251,7 @@ def process_batch(
         if metrics["events"]:
             good = cached.transform(transforms.keep_valid)
             events = build_events(good, spec, batch_id=batch_id, processed_at=processed_at)
-            outputs.append(BatchOutput("events", events, spec.sink.path, EVENT_PARTITIONS))
+            outputs.append(BatchOutput("events", events, spec.sink.path, spec.sink.partition_by))
         if metrics["dead_letters"]:
             bad = cached.transform(transforms.keep_quarantined)
             dead = build_dead_letters(bad, spec.source.kind)

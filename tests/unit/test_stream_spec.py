@@ -88,3 +88,101 @@ def test_overrides_replace_output_root_and_checkpoint():
 
     assert spec.sink.path == "s3://b/o/events"
     assert spec.trigger.checkpoint == "/ck"
+
+
+# ---------------------------------------------------------------------------------------
+# [delivery]: the Firehose-style preset of `sluiceway deliver`
+
+DELIVERY = """
+[delivery]
+buffer_seconds = 90
+buffer_records = 2500
+format = "json.gz"
+prefix_by = "arrival_time"
+prefix = "raw"
+error_prefix = "raw_errors"
+"""
+
+
+def test_delivery_preset_sets_trigger_cap_paths_format_and_prefixes():
+    spec = parse_stream_spec(GOOD + DELIVERY, "x.toml")
+
+    assert spec.delivery is not None and spec.delivery.format == "json.gz"
+    assert spec.trigger.interval_seconds == 90
+    assert spec.source.max_records_per_batch == 2500
+    assert (spec.sink.path, spec.sink.dead_letter_path) == ("/data/out/raw", "/data/out/raw_errors")
+    assert (spec.sink.file_format, spec.sink.compression) == ("json", "gzip")
+    assert spec.sink.partition_by == ("arrival_date", "arrival_hour")
+    assert spec.events.dedupe_minutes == 0  # Firehose does not dedupe; nor does the preset
+
+
+def test_delivery_defaults_are_parquet_by_event_time_and_an_asked_dedupe_is_kept():
+    text = GOOD.replace("[events]", "[events]\ndedupe_minutes = 5") + "\n[delivery]\n"
+    spec = parse_stream_spec(text, "x.toml")
+
+    assert spec.delivery is not None and spec.delivery.prefix_by == "event_time"
+    assert (spec.sink.file_format, spec.sink.compression) == ("parquet", "zstd")
+    assert spec.sink.partition_by == ("event_date", "event_hour")
+    assert spec.events.dedupe_minutes == 5
+    plain = parse_stream_spec(GOOD, "x.toml")  # without [delivery] nothing changes
+    assert plain.delivery is None and plain.events.dedupe_minutes == 10
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            '"json.gz"',
+            '"csv"',
+            "x.toml: delivery.format: must be one of parquet, json.gz, got 'csv'",
+        ),
+        (
+            '"arrival_time"',
+            '"ingest_time"',
+            "x.toml: delivery.prefix_by: must be one of event_time",
+        ),
+        (
+            "buffer_seconds = 90",
+            "buffer_seconds = 0",
+            "x.toml: delivery.buffer_seconds: must be > 0",
+        ),
+        ("buffer_records = 2500", "buffer_mb = 5", "x.toml: delivery.buffer_mb: unknown key"),
+        (
+            "[delivery]",
+            "[trigger]\ninterval_seconds = 5\n[delivery]",
+            "x.toml: delivery.buffer_seconds: sets trigger.interval_seconds, which the spec",
+        ),
+        (
+            "[delivery]",
+            "[sink]\ncompression = 'zstd'\n[delivery]",
+            "x.toml: delivery.format: json.gz is always gzip",
+        ),
+        ("n bigint", "n bigint, arrival_hour int", "x.toml: events.schema: column 'arrival_hour'"),
+    ],
+)
+def test_delivery_errors_name_the_key(old, new, message):
+    text = GOOD + DELIVERY
+    assert old in text
+    with pytest.raises(SpecError) as caught:
+        parse_stream_spec(text.replace(old, new, 1), "x.toml")
+
+    assert message in str(caught.value)
+
+
+def test_deliver_refuses_a_spec_without_delivery_before_spark(tmp_path, capsys):
+    from sluiceway.cli import main
+
+    spec = tmp_path / "plain.toml"
+    spec.write_text(GOOD.replace("/data/out", str(tmp_path / "out")), encoding="utf-8")
+
+    assert main(["deliver", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert f"{spec}: delivery: is required by `sluiceway deliver`" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_example_delivery_spec_parses():
+    spec = load_stream_spec("pipelines/delivery.toml", output_root="/o")
+
+    assert spec.delivery is not None and spec.source.kind == "kafka"
+    assert spec.sink.dead_letter_path == "/o/errors" and spec.sink.file_format == "json"

@@ -32,6 +32,10 @@ Kill points (`sluiceway.faults`, armed with `SLUICEWAY_KILL_AT`), named after th
 A batch finished from its plan by a later attempt passes the same points again.
 
 Everything goes through Hadoop's FileSystem, so local paths, s3a:// and EMRFS behave alike.
+
+`file_format = "json"` (a delivery spec's json.gz) stages JSON lines instead of Parquet;
+staging, plan, moves and commit are the same, so it is exactly once the same way. Such a
+sink never compacts: a JSON file read back would need the schema re-inferred.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ class BatchSink:
         compression: str,
         target_file_mb: int,
         compact_min_files: int,
+        file_format: str = "parquet",  # or "json": JSON lines, compressed by `compression`
         where: str,
     ) -> None:
         self.spark = spark
@@ -78,6 +83,7 @@ class BatchSink:
         self.compression = compression
         self.target_bytes = target_file_mb * 1024 * 1024
         self.compact_min_files = compact_min_files
+        self.file_format = file_format
         self.where = where
         self.fs = HadoopFs(spark)
 
@@ -160,13 +166,14 @@ class BatchSink:
                 else output.df.coalesce(1)
             )
             writer = (
-                df.write.mode("overwrite")
+                df.write.format(self.file_format)
+                .mode("overwrite")
                 .option("compression", self.compression)
                 .option("maxRecordsPerFile", MAX_RECORDS_PER_FILE)
             )
             if output.partition_by:
                 writer = writer.partitionBy(*output.partition_by)
-            writer.parquet(staged)
+            writer.save(staged)
             staged_root = self.fs.qualified(staged)
             target_root = output.path.rstrip("/")
             touched: set[str] = set()
@@ -197,6 +204,8 @@ class BatchSink:
         """Plan the rewrite of partitions that hold too many small files."""
         moves: list[list[str]] = []
         deletes: list[str] = []
+        if self.file_format != "parquet":
+            return moves, deletes
         for directory in directories:
             partition = "/".join(p for p in (output.path.rstrip("/"), directory) if p)
             prefix = self.fs.qualified(partition)
