@@ -1,4 +1,5 @@
-"""Fixtures for the streaming tests: the Kinesis emulator, fresh streams, stream specs.
+"""Fixtures for the streaming tests: the Kinesis emulator, fresh streams, stream specs,
+and the job run as its CLI in a subprocess (to be SIGKILLed at a kill point).
 
 The Kinesis endpoint is kinesalite, started by `python3 scripts/services.py start`
 (SLUICEWAY_KINESIS_ENDPOINT). An endpoint that does not answer fails the tests that need
@@ -8,6 +9,8 @@ it, never skips them.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +20,7 @@ import pyspark
 import pytest
 
 from sluiceway.demo.events import EVENT_SCHEMA, create_stream
+from sluiceway.faults import ENV as KILL_AT
 from sluiceway.sources.kinesis import KinesisOptions, make_client
 
 # Python streaming data sources (pyspark.sql.datasource) exist from Spark 4.0 on.
@@ -191,3 +195,22 @@ def kafka_source(topic: str, max_records: int = 100_000, extra: str = "") -> str
     max_records_per_batch = {max_records}
     {extra}
     """
+
+
+def run_stream_cli(
+    spec: Path, kill_at: str | None = None, command: str = "stream"
+) -> subprocess.CompletedProcess[str]:
+    """`sluiceway <command> SPEC --available-now` in a subprocess on local[2]; with
+    `kill_at` it SIGKILLs itself at that point (see `sluiceway.faults`)."""
+    env = {**os.environ, "SLUICEWAY_SPARK_MASTER": "local[2]"}
+    env.pop(KILL_AT, None)
+    if kill_at:
+        env[KILL_AT] = kill_at
+    return subprocess.run(
+        [sys.executable, "-m", "sluiceway.cli", command, str(spec), "--available-now"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        start_new_session=True,  # its own process group: the kill takes the JVM with it
+    )

@@ -13,17 +13,15 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import textwrap
 from datetime import datetime
 from pathlib import Path
 
 from sluiceway.demo.events import EVENT_SCHEMA, sample_records, send_to_kafka
-from sluiceway.faults import ENV as KILL_AT
+
+from .conftest import run_stream_cli
 
 # A batch's files, named by the sink: part-b<batch>-<index>.c000.json.gz
 _FILE = r"part-b\d{12}-\d{5}\.c000\.json\.gz"
@@ -64,21 +62,6 @@ def _spec(root: Path, topic: str) -> Path:
     return path
 
 
-def _deliver(spec: Path, kill_at: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SLUICEWAY_SPARK_MASTER": "local[2]"}
-    env.pop(KILL_AT, None)
-    if kill_at:
-        env[KILL_AT] = kill_at
-    return subprocess.run(
-        [sys.executable, "-m", "sluiceway.cli", "deliver", str(spec), "--available-now"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        start_new_session=True,  # its own process group: the kill takes the JVM with it
-    )
-
-
 def _lines(root: Path, pattern: re.Pattern[str]) -> list[tuple[re.Match[str], dict]]:
     """Every JSON line of every file under `root`, with its path's match; any other file
     (a leftover, a wrongly named one) fails. Hidden files (local checksums) are skipped,
@@ -100,14 +83,15 @@ def test_deliver_killed_mid_moves_lands_each_record_once_by_arrival_hour(
     send_to_kafka(kafka_bootstrap, topic, records)
     spec = _spec(tmp_path, topic)
 
-    killed = _deliver(spec, "stream-move:1")  # batch 1: its first file moved, the rest staged
+    # Batch 1: its first file moved, the rest staged.
+    killed = run_stream_cli(spec, "stream-move:1", "deliver")
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     assert "sluiceway: killed at stream-move:1" in killed.stderr, killed.stderr
     assert list((tmp_path / "out/_checkpoints/delivery/sink/pending").glob("*.json"))
     moved = [p for p in (tmp_path / "out").rglob("part-b000000000001-*") if p.name[0] != "."]
     assert len(moved) == 1 and "_checkpoints" not in moved[0].parts, moved
 
-    final = _deliver(spec)
+    final = run_stream_cli(spec, command="deliver")
     assert final.returncode == 0, final.stdout + final.stderr
     assert "delivering json.gz by arrival_time" in final.stdout, final.stdout
     assert ": succeeded, " in final.stdout, final.stdout

@@ -8,7 +8,6 @@ id, so they spread over the topic's partitions.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,10 +19,9 @@ import pyspark
 
 from sluiceway import streaming
 from sluiceway.demo.events import sample_records, send_to_kafka
-from sluiceway.faults import ENV as KILL_AT
 from sluiceway.stream_spec import load_stream_spec
 
-from .conftest import ids, kafka_source, read_dataset, write_stream_spec
+from .conftest import ids, kafka_source, read_dataset, run_stream_cli, write_stream_spec
 from .test_stream_kinesis import report_ids
 
 _DEAD_PLACE = ["payload", "error", "topic", "partition", "offset", "key"]
@@ -78,21 +76,6 @@ else:
     KILLS = ("stream-staged:1", "stream-planned:2")  # staged, no plan; planned, nothing moved
 
 
-def _run_cli(spec: Path, kill_at: str | None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SLUICEWAY_SPARK_MASTER": "local[2]"}
-    env.pop(KILL_AT, None)
-    if kill_at:
-        env[KILL_AT] = kill_at
-    return subprocess.run(
-        [sys.executable, "-m", "sluiceway.cli", "stream", str(spec), "--available-now"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        start_new_session=True,  # its own process group: the kill takes the JVM with it
-    )
-
-
 def test_job_killed_mid_batch_restarts_on_its_checkpoint_exactly_once(
     spark, tmp_path, new_topic, kafka_bootstrap
 ):
@@ -106,12 +89,12 @@ def test_job_killed_mid_batch_restarts_on_its_checkpoint_exactly_once(
     sink = Path(spec.trigger.checkpoint) / "sink"
 
     for point in KILLS:
-        result = _run_cli(spec_path, point)
+        result = run_stream_cli(spec_path, point)
         output = f"{point}:\n{result.stdout}\n{result.stderr}"
         assert result.returncode == -signal.SIGKILL, output
         assert f"sluiceway: killed at {point.partition('@')[0]}" in result.stderr, output
 
-    final = _run_cli(spec_path, None)
+    final = run_stream_cli(spec_path, None)
     assert final.returncode == 0, final.stdout + final.stderr
     assert ": succeeded, " in final.stdout, final.stdout
 

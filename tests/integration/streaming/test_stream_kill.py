@@ -14,7 +14,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,10 +24,9 @@ from typing import Any
 import pyspark
 
 from sluiceway.demo.events import SampleRecord, sample_records, write_capture
-from sluiceway.faults import ENV as KILL_AT
 from sluiceway.stream_spec import load_stream_spec
 
-from .conftest import files_source, read_dataset, write_stream_spec
+from .conftest import files_source, read_dataset, run_stream_cli, write_stream_spec
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
 FILES, PER_FILE, RESENT = 9, 40, 30  # 9 files + 1 of re-sent copies, 2 a batch: 5 batches
@@ -122,21 +120,6 @@ def _spec(root: Path) -> Path:
     return write_stream_spec(root, files_source(root / "in", 2), sink_extra="compact_min_files = 2")
 
 
-def _run(spec: Path, kill_at: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SLUICEWAY_SPARK_MASTER": "local[2]"}
-    env.pop(KILL_AT, None)
-    if kill_at:
-        env[KILL_AT] = kill_at
-    return subprocess.run(
-        [sys.executable, "-m", "sluiceway.cli", "stream", str(spec), "--available-now"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        start_new_session=True,  # its own process group: the kill takes the JVM with it
-    )
-
-
 def _batches(result: subprocess.CompletedProcess[str]) -> list[int]:
     """The batches a run reported with records (not the empty ones that move the watermark)."""
     found = re.findall(r"^  batch (\d+): (\d+) records", result.stdout, re.MULTILINE)
@@ -178,7 +161,9 @@ def _rows(spark, path: str, ignored: set[str]) -> Counter:
     )
 
 
-def test_job_killed_at_each_sink_phase_recovers_to_the_rows_of_a_clean_run(spark, tmp_path):
+def test_job_killed_at_each_sink_phase_recovers_to_the_rows_of_a_cleanrun_stream_cli(
+    spark, tmp_path
+):
     spec_path = _spec(tmp_path / "killed")
     spec = load_stream_spec(spec_path)
     checkpoint = Path(spec.trigger.checkpoint)
@@ -186,14 +171,14 @@ def test_job_killed_at_each_sink_phase_recovers_to_the_rows_of_a_clean_run(spark
 
     for kill in KILLS:
         armed = f"{kill.point}@{kill.arrival}"
-        result = _run(spec_path, armed)
+        result = run_stream_cli(spec_path, armed)
         output = f"{armed}:\n{result.stdout}\n{result.stderr}"
         assert result.returncode == -signal.SIGKILL, output
         assert f"sluiceway: killed at {kill.point} (arrival {kill.arrival})" in result.stderr
         kill.state(sink, checkpoint)
     landed = _files(spec.sink.path)
 
-    final = _run(spec_path)
+    final = run_stream_cli(spec_path)
     assert final.returncode == 0, final.stdout + final.stderr
     # Spark replays batch 4, whose rows are in already: nothing is written again.
     assert _batches(final) == [4] and ": succeeded, " in final.stdout, final.stdout
@@ -201,7 +186,7 @@ def test_job_killed_at_each_sink_phase_recovers_to_the_rows_of_a_clean_run(spark
 
     clean_path = _spec(tmp_path / "clean")
     clean_spec = load_stream_spec(clean_path)
-    clean = _run(clean_path)
+    clean = run_stream_cli(clean_path)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert _batches(clean) == [0, 1, 2, 3, 4], clean.stdout
 
