@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import resource
 import statistics
 import tempfile
 import threading
@@ -136,16 +137,25 @@ def latency(
         job_stop.event.set()
 
     driver = threading.Thread(target=start_then_stop, daemon=True)
+    before = _children_cpu()
     driver.start()
     report = streaming.run_spec(spark, spec, stop=job_stop)
     driver.join()
     loop_latencies = latencies.get(timeout=60)
     loop.join()
+    load = (_children_cpu() - before) / report.seconds
     job = job_latencies(spark, report, spec.sink.path)
     print(f"\nlatency ({count} records at {rate:.0f}/s, interval trigger {args.interval}s)")
     print_latency(source.loop_name, loop_latencies, job, args.interval)
     print_batches(report)
     listener.print_durations()
+    print(f"  the producer and the plain loop used {load:.2f} of the machine's cores meanwhile")
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the child processes ended so far (the producer, the plain loop)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _timed_loop(source: Source, where: Any, count: int, out: Any) -> None:

@@ -413,7 +413,7 @@ def _wait(
                 report.status = "stopped"
                 return
         idle_polls = idle_polls + 1 if until_idle and _is_idle(query, status) else 0
-        # Idle for longer than the source waits between two empty probes.
+        # Idle for longer than the source waits between two empty reads.
         if idle_polls * poll_seconds >= IDLE_SECONDS:
             query.stop()
             return
