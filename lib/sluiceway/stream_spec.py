@@ -22,7 +22,7 @@ turns into a StructType; `spec_check.check_stream_spec` resolves the transform n
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +180,7 @@ class TriggerSpec:
     mode: str
     interval_seconds: int
     checkpoint: str
+    state_partitions: int | None = None  # None: Spark's default parallelism at the first start
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,7 @@ def parse_stream_spec(
         top.fail("events.schema", f"column {column!r} is reserved for the delivery's prefixes")
     trigger = _parse_trigger(top.child("trigger", tables["trigger"]), root, name)
     if checkpoint:
-        trigger = TriggerSpec(trigger.mode, trigger.interval_seconds, checkpoint)
+        trigger = replace(trigger, checkpoint=checkpoint)
     return StreamSpec(
         name,
         source,
@@ -538,9 +539,11 @@ def _parse_sink(r: Reader, root: str, delivery: DeliverySpec | None) -> StreamSi
 
 
 def _parse_trigger(r: Reader, root: str, name: str) -> TriggerSpec:
-    r.only("mode", "interval_seconds", "checkpoint")
+    r.only("mode", "interval_seconds", "checkpoint", "state_partitions")
+    state = r.positive("state_partitions", 1) if "state_partitions" in r.data else None
     return TriggerSpec(
         mode=r.choice("mode", TRIGGER_MODES, "interval"),
         interval_seconds=r.positive("interval_seconds", 30),
         checkpoint=join_path(root, r.get("checkpoint", str, f"_checkpoints/{name}")),
+        state_partitions=state,
     )

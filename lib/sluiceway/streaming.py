@@ -328,12 +328,22 @@ def start_query(
         .foreachBatch(each_batch)
         .trigger(**trigger)
     )
+    # The dedupe state is split into `spark.sql.shuffle.partitions` parts when the
+    # checkpoint is created (Spark keeps the number there; a restart ignores the
+    # session's). Every batch visits each part, so more parts than cores is a fixed cost
+    # per batch: 8 parts on 2 cores took 0.45 s a batch, 2 parts 0.12 s. The query takes
+    # its own copy of the session's settings when it starts.
+    shuffle = spark.conf.get("spark.sql.shuffle.partitions") or "200"
+    parts = spec.trigger.state_partitions or spark.sparkContext.defaultParallelism
+    spark.conf.set("spark.sql.shuffle.partitions", str(parts))
     try:
         return writer.start()
     except SPARK_ERRORS as exc:
         raise SourceError(
             f"{spec.source_file}: cannot start the stream: {describe_spark_error(exc)}"
         ) from exc
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", shuffle)
 
 
 def run(
@@ -403,7 +413,7 @@ def _wait(
                 report.status = "stopped"
                 return
         idle_polls = idle_polls + 1 if until_idle and _is_idle(query, status) else 0
-        # Idle for longer than the source waits between two empty probes.
+        # Idle for longer than the source waits between two empty reads.
         if idle_polls * poll_seconds >= IDLE_SECONDS:
             query.stop()
             return

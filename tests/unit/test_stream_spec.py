@@ -42,6 +42,7 @@ def test_schema_with_nested_types_becomes_a_struct_type():
         "m:map<string,int>,s:struct<a:int,b:decimal(10,2)>>"
     )
     assert spec.trigger.mode == "interval" and spec.trigger.interval_seconds == 30
+    assert spec.trigger.state_partitions is None  # Spark's default parallelism
 
 
 def test_schema_is_plain_data_spelt_as_spark_spells_it():
@@ -73,6 +74,7 @@ def test_schema_is_plain_data_spelt_as_spark_spells_it():
         ('column = "n"', 'column = "nope"', "events.quality[0].column: column 'nope' is not"),
         ("[events]", "[events]\nwatermark = 3", "events.watermark: unknown key"),
         ("[events]", "[trigger]\nmode = 'now'\n[events]", "trigger.mode: must be one of"),
+        ("[events]", "[trigger]\nstate_partitions = 0\n[events]", "state_partitions: must be > 0"),
     ],
 )
 def test_spec_errors_name_the_file_and_the_key(old, new, message):
@@ -84,10 +86,12 @@ def test_spec_errors_name_the_file_and_the_key(old, new, message):
 
 
 def test_overrides_replace_output_root_and_checkpoint():
-    spec = parse_stream_spec(GOOD, "x.toml", output_root="s3://b/o", checkpoint="/ck")
+    text = GOOD + "[trigger]\nstate_partitions = 4\n"
+    spec = parse_stream_spec(text, "x.toml", output_root="s3://b/o", checkpoint="/ck")
 
     assert spec.sink.path == "s3://b/o/events"
     assert spec.trigger.checkpoint == "/ck"
+    assert spec.trigger.state_partitions == 4  # kept by the checkpoint override
 
 
 # ---------------------------------------------------------------------------------------

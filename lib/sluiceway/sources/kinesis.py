@@ -7,6 +7,10 @@ Offsets are per-shard positions, JSON-serialisable so Spark keeps them in its ch
                 "shardId-000000000002": {"from": "at_timestamp", "ts": 1764320000000},
                 "shardId-000000000003": {"seq": "4968...", "closed": true}}}   read to its end
 
+A batch is read once, on the driver (`read_batch`): its records go to Spark with the
+planned batch. After a restart, a planned batch that was not committed is read again from
+its offsets (`read_range`), record for record the same.
+
 A closed shard (after a split or merge) is read to its end before its children start, so
 records of one partition key stay in order. Children appear in the offsets once all
 their parents are closed (or have expired from the stream).
@@ -61,7 +65,7 @@ class KinesisOptions:
     starting_position: str = "trim_horizon"  # or "latest"
     max_records_per_batch: int = 100_000
     until_ms: int | None = None  # bounded run: ignore records that arrived after this
-    poll_interval_s: float = 1.0  # least time between two probes that found nothing
+    poll_interval_s: float = 1.0  # least time between two reads that found nothing
     max_attempts: int = 8  # per call, on throttling
 
     def describe(self) -> str:
@@ -286,49 +290,52 @@ def _get_records(
 
 
 @dataclass(frozen=True)
-class ProbeResult:
+class ShardBatch:
+    """What one batch read from a shard: its records and the position after the last one."""
+
     position: dict[str, Any]
-    records: int
+    records: list[dict[str, Any]]
 
 
-def probe(
+def read_batch(
     opts: KinesisOptions,
     client: Any,
     shard_id: str,
     pos: dict[str, Any],
     budget: int,
     closed: bool = False,
-) -> ProbeResult:
-    """How far this shard can be read from `pos` with at most `budget` records.
+) -> ShardBatch:
+    """The shard's next records from `pos`, at most `budget` of them, and where they end.
 
-    Reads records only to learn the last sequence number; the executors read them again.
     Stops at the budget, at the tip of the shard, at `until_ms`, or at the end of a
     closed shard (then the position is marked closed). For a shard ListShards reports
     `closed`, an empty response is not the end: only a response without a next iterator is.
+    `read_range(pos, position["seq"])` reads exactly these records again (a replay).
     """
     if pos.get("closed"):
-        return ProbeResult(pos, 0)
+        return ShardBatch(pos, [])
     last = pos.get("seq")
     state = {"pos": dict(pos)}
-    count, empty = 0, 0
+    kept: list[dict[str, Any]] = []
+    empty = 0
 
     def renew() -> str:
         return _iterator(opts, client, shard_id, state["pos"])
 
     iterator = renew()
-    while count < budget:
-        want = min(GET_RECORDS_MAX, budget - count)
+    while len(kept) < budget:
+        want = min(GET_RECORDS_MAX, budget - len(kept))
         response, iterator = _get_records(opts, client, shard_id, iterator, want, renew)
         records = response.get("Records", [])
         for record in records:
             if opts.until_ms is not None and _arrival_ms(record) > opts.until_ms:
-                return ProbeResult(_position(last, pos), count)
+                return ShardBatch(_position(last, pos), kept)
             last = record["SequenceNumber"]
-            count += 1
+            kept.append(record)
             state["pos"] = {"seq": last}
         following = response.get("NextShardIterator")
         if not following:
-            return ProbeResult({"seq": last, "closed": True}, count)
+            return ShardBatch({"seq": last, "closed": True}, kept)
         caught_up = response.get("MillisBehindLatest", 0) == 0
         if len(records) < want and caught_up and not closed:
             break
@@ -336,7 +343,7 @@ def probe(
         if empty > 5:  # a long gap of trimmed data: carry on in the next batch
             break
         iterator = following
-    return ProbeResult(_position(last, pos), count)
+    return ShardBatch(_position(last, pos), kept)
 
 
 def _position(last: str | None, pos: dict[str, Any]) -> dict[str, Any]:
@@ -350,8 +357,12 @@ def read_range(
     start: dict[str, Any],
     end_seq: str,
     sleep: Callable[[float], None] = time.sleep,
+    limit: int = GET_RECORDS_MAX,
 ) -> Iterator[dict[str, Any]]:
-    """Yield the shard's records after `start` up to and including `end_seq`, exactly once."""
+    """Yield the shard's records after `start` up to and including `end_seq`, exactly once.
+
+    Used to replay a batch that is in Spark's offset log but was not committed; `limit`
+    (the batch's per-shard budget) keeps each GetRecords call from fetching far past it."""
     end = int(end_seq)
     state = {"pos": dict(start)}
 
@@ -360,8 +371,9 @@ def read_range(
 
     iterator = renew()
     empty = 0
+    limit = max(1, min(GET_RECORDS_MAX, limit))
     while True:
-        response, iterator = _get_records(opts, client, shard_id, iterator, GET_RECORDS_MAX, renew)
+        response, iterator = _get_records(opts, client, shard_id, iterator, limit, renew)
         records = response.get("Records", [])
         for record in records:
             seq = int(record["SequenceNumber"])

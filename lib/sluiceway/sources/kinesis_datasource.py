@@ -3,25 +3,27 @@
     spark.dataSource.register(KinesisDataSource)
     spark.readStream.format("sluiceway-kinesis").options(**KinesisOptions(...).to_options())
 
-One input partition per shard with new records; offsets are per-shard sequence numbers
-(sources/kinesis.py) kept in Spark's checkpoint. Each micro-batch takes at most
-`maxRecordsPerBatch` records, shared among the open shards. The planning step probes
-each shard (GetRecords, data discarded) for the last sequence number inside that budget;
-the executors then read exactly that range, so a replayed batch reads the same records.
+Offsets are per-shard sequence numbers (sources/kinesis.py) kept in Spark's checkpoint.
+Each micro-batch takes at most `maxRecordsPerBatch` records, shared among the open shards.
 
-Spark 4.0/4.1 call `latestOffset()` without the start offset. The reader keeps the last
-end offset it planned, and learns it after a restart from Spark's `partitions(x, x)`
-call (AcceptsLatestSeenOffset), which always comes first.
+The reader is a SimpleDataSourceStreamReader: Spark calls `read(start)` in the Python
+worker that plans batches (one thread per shard there), keeps the rows it returns and
+ships them with the planned batch, so each record is read from Kinesis once and the
+executors make no GetRecords calls. A batch is one Spark partition. After a restart,
+a batch in the offset log that was not committed is read again with
+`readBetweenOffsets(start, end)`: the same records, up to each shard's end sequence number.
+Spark learns where to go on after a restart from the offset log (it calls
+`partitions(end, end)` on the wrapper before anything else), so the reader keeps no position.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
+from pyspark.sql.datasource import DataSource, SimpleDataSourceStreamReader
 from pyspark.sql.types import StructType
 
 from sluiceway.sources import kinesis
@@ -41,15 +43,6 @@ def _guarded(opts: KinesisOptions, fn: Callable[[], T]) -> T:
         raise kinesis.describe_error(exc, opts) from exc
 
 
-class ShardRange(InputPartition):
-    """The records of one shard after `start`, up to and including `end_seq`."""
-
-    def __init__(self, shard_id: str, start: dict[str, Any], end_seq: str) -> None:
-        self.shard_id = shard_id
-        self.start = start
-        self.end_seq = end_seq
-
-
 class KinesisDataSource(DataSource):
     @classmethod
     def name(cls) -> str:
@@ -58,20 +51,18 @@ class KinesisDataSource(DataSource):
     def schema(self) -> str:
         return kinesis.RAW_SCHEMA
 
-    def streamReader(self, schema: StructType) -> DataSourceStreamReader:
+    def simpleStreamReader(self, schema: StructType) -> SimpleDataSourceStreamReader:
         return KinesisStreamReader(KinesisOptions.from_options(self.options))
 
 
-class KinesisStreamReader(DataSourceStreamReader):
+class KinesisStreamReader(SimpleDataSourceStreamReader):
     def __init__(self, opts: KinesisOptions) -> None:
         self.opts = opts
-        self._initial: dict[str, Any] | None = None
-        self._position: dict[str, Any] | None = None
-        self._last_probe = 0.0
-        self._last_probe_found = True
+        self._last_read = 0.0
+        self._last_read_found = True
         self._client: Any = None
 
-    # The reader is pickled to the executors: leave the client behind.
+    # The reader is pickled to the executors (for a replay): leave the client behind.
     def __getstate__(self) -> dict[str, Any]:
         return {"opts": self.opts}
 
@@ -84,72 +75,66 @@ class KinesisStreamReader(DataSourceStreamReader):
         return self._client
 
     def initialOffset(self) -> dict[str, Any]:
-        if self._initial is None:
-            self._initial = _guarded(
-                self.opts, lambda: kinesis.initial_offset(self.opts, self._kinesis())
-            )
-        return self._initial
+        return _guarded(self.opts, lambda: kinesis.initial_offset(self.opts, self._kinesis()))
 
-    def latestOffset(self) -> dict[str, Any]:
-        return _guarded(self.opts, self._latest)
+    def read(self, start: dict[str, Any]) -> tuple[Iterator[tuple[Any, ...]], dict[str, Any]]:
+        rows, end = _guarded(self.opts, lambda: self._read(start))
+        # A list iterator, not a generator: Spark copies it (copy.copy) to send the batch.
+        return iter(rows), end
 
-    def _latest(self) -> dict[str, Any]:
-        start = self._position or self.initialOffset()
+    def _read(self, start: dict[str, Any]) -> tuple[list[tuple[Any, ...]], dict[str, Any]]:
         now = time.monotonic()
-        # Spark asks every few milliseconds when idle; GetRecords allows 5 calls/s/shard.
-        if not self._last_probe_found and now - self._last_probe < self.opts.poll_interval_s:
-            return start
-        self._last_probe = now
+        # Spark asks every trigger when idle; GetRecords allows 5 calls/s/shard.
+        if not self._last_read_found and now - self._last_read < self.opts.poll_interval_s:
+            return [], start
+        self._last_read = now
         shards = kinesis.list_shards(self.opts, self._kinesis())
         current = kinesis.with_new_shards(self.opts, shards, start)
         positions = current["shards"]
         open_ids = [sid for sid, pos in positions.items() if not pos.get("closed")]
-        if not open_ids:
-            self._last_probe_found = current != start
-            self._position = current
-            return current
         ended = {s["ShardId"] for s in shards if "EndingSequenceNumber" in s["SequenceNumberRange"]}
-        budget = max(1, self.opts.max_records_per_batch // len(open_ids))
-        with ThreadPoolExecutor(max_workers=min(16, len(open_ids))) as pool:
-            results = dict(
-                zip(
-                    open_ids,
-                    pool.map(
-                        lambda sid: kinesis.probe(
-                            self.opts, self._kinesis(), sid, positions[sid], budget, sid in ended
-                        ),
-                        open_ids,
-                    ),
-                    strict=True,
-                )
-            )
-        merged = {**positions, **{sid: r.position for sid, r in results.items()}}
-        end = kinesis._ordered(merged)
-        self._last_probe_found = end != start
-        self._position = end
-        return end
+        budget = max(1, self.opts.max_records_per_batch // max(1, len(open_ids)))
 
-    def partitions(self, start: dict[str, Any], end: dict[str, Any]) -> Sequence[InputPartition]:
-        # After a restart Spark calls partitions(latest, latest) before anything else.
-        self._position = end
+        def read_shard(sid: str) -> kinesis.ShardBatch:
+            return kinesis.read_batch(
+                self.opts, self._kinesis(), sid, positions[sid], budget, sid in ended
+            )
+
+        with ThreadPoolExecutor(max_workers=max(1, min(16, len(open_ids)))) as pool:
+            batches = dict(zip(open_ids, pool.map(read_shard, open_ids), strict=True))
+        end = kinesis._ordered({**positions, **{s: b.position for s, b in batches.items()}})
+        self._last_read_found = end != start
+        rows = [
+            kinesis.to_row(self.opts, sid, record)
+            for sid, batch in batches.items()
+            for record in batch.records
+        ]
+        return rows, end
+
+    def readBetweenOffsets(
+        self, start: dict[str, Any], end: dict[str, Any]
+    ) -> Iterator[tuple[Any, ...]]:
+        """Replay a planned batch (after a restart): each shard from `start` to its end seq."""
         begin = start.get("shards", {})
-        ranges: list[InputPartition] = []
+        # The shards that were open when the batch was read shared its budget (as in _read).
+        was_open = [sid for sid in end["shards"] if not begin.get(sid, {}).get("closed")]
+        budget = max(1, self.opts.max_records_per_batch // max(1, len(was_open)))
         for shard_id, pos in end["shards"].items():
             before = begin.get(shard_id, {"from": "trim_horizon"})
             if pos.get("seq") and pos.get("seq") != before.get("seq"):
-                ranges.append(ShardRange(shard_id, before, pos["seq"]))
-        return ranges
+                yield from self._replay(shard_id, before, pos["seq"], budget)
 
-    def read(self, partition: InputPartition) -> Iterator[tuple[Any, ...]]:
-        assert isinstance(partition, ShardRange)
+    def _replay(
+        self, shard_id: str, start: dict[str, Any], end_seq: str, budget: int
+    ) -> Iterator[tuple[Any, ...]]:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        client = self._kinesis()
         try:
-            client = kinesis.make_client(self.opts)
             for record in kinesis.read_range(
-                self.opts, client, partition.shard_id, partition.start, partition.end_seq
+                self.opts, client, shard_id, start, end_seq, limit=budget
             ):
-                yield kinesis.to_row(self.opts, partition.shard_id, record)
+                yield kinesis.to_row(self.opts, shard_id, record)
         except (BotoCoreError, ClientError) as exc:
             raise kinesis.describe_error(exc, self.opts) from exc
 

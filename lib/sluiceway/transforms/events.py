@@ -66,11 +66,13 @@ def with_parsed_payload(
     )
     is_object = F.ltrim(text).startswith("{") & F.get_json_object(text, "$").isNotNull()
     field_errors = F.concat_ws("; ", *[_field_check(text, f) for f in schema.fields])
+    failed = F.col(_PARSED).isNull() | F.col(f"{_PARSED}.{_CORRUPT}").isNotNull()
+    # `failed` comes first so a good record is parsed once: `is_object` parses it again.
     error = (
         F.when(text.isNull() | (F.trim(text) == ""), F.lit("empty payload"))
-        .when(~is_object, F.lit("malformed JSON: not a JSON object"))
+        .when(failed & ~is_object, F.lit("malformed JSON: not a JSON object"))
         .when(
-            F.col(_PARSED).isNull() | F.col(f"{_PARSED}.{_CORRUPT}").isNotNull(),
+            failed,
             F.concat(
                 F.lit("schema violation: "),
                 F.coalesce(F.nullif(field_errors, F.lit("")), F.lit("does not match the schema")),

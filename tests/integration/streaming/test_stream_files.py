@@ -78,3 +78,27 @@ def test_quality_failures_go_to_dead_letters_and_transforms_apply_to_valid_event
     assert {r["error"] for r in dead.collect()} == {"quality: accepted_values(event_type)"}
     assert dict(events.dtypes)["user_id"] == "string"
     assert all(len(r["user_id"]) == 64 for r in events.select("user_id").collect())
+
+
+def test_dedupe_state_parts_are_fixed_by_the_first_run_and_the_session_is_left_alone(
+    spark, tmp_path
+):
+    write_capture(tmp_path / "in", sample_records(100, seed=4), per_file=100)
+    path = _files_spec(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("[trigger]\n", "[trigger]\nstate_partitions = 3\n"))
+    before = spark.conf.get("spark.sql.shuffle.partitions")
+    spec = load_stream_spec(path)
+    streaming.run_spec(spark, spec)
+
+    state = Path(spec.trigger.checkpoint) / "state" / "0"
+    assert sorted(p.name for p in state.iterdir() if p.name.isdigit()) == ["0", "1", "2"]
+    assert spark.conf.get("spark.sql.shuffle.partitions") == before
+
+    # A restart keeps the checkpoint's number, whatever the spec says now.
+    write_capture(tmp_path / "in", sample_records(50, seed=5), per_file=100)
+    path.write_text(text.replace("[trigger]\n", "[trigger]\nstate_partitions = 5\n"))
+    report = streaming.run_spec(spark, load_stream_spec(path))
+
+    assert report.total("records") == 50
+    assert sorted(p.name for p in state.iterdir() if p.name.isdigit()) == ["0", "1", "2"]

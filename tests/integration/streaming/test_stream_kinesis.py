@@ -5,12 +5,20 @@ These use the project's Python Kinesis source, which needs Spark >= 4.0.
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
 
 from sluiceway import streaming
 from sluiceway.demo.events import put_records, sample_records
@@ -188,3 +196,86 @@ def _wait_active(client, stream: str) -> None:
     ):
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+class CountingProxy(ThreadingHTTPServer):
+    """Passes Kinesis API calls through to the emulator, counting what GetRecords returned.
+
+    Every process of the job (driver, planner and executor Python workers) calls the
+    endpoint in the source's options, so this sees each GetRecords call of the run."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(("127.0.0.1", 0), _Forward)
+        self.upstream = urlsplit(upstream).netloc
+        self.lock = threading.Lock()
+        self.get_records_calls = 0
+        self.records_returned = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Forward(BaseHTTPRequestHandler):
+    server: CountingProxy
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        upstream = http.client.HTTPConnection(self.server.upstream, timeout=30)
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+        upstream.request("POST", self.path, body, headers)
+        response = upstream.getresponse()
+        payload = response.read()
+        if self.headers.get("X-Amz-Target", "").endswith(".GetRecords") and response.status == 200:
+            with self.server.lock:
+                self.server.get_records_calls += 1
+                self.server.records_returned += len(json.loads(payload)["Records"])
+        self.send_response(response.status)
+        for key, value in response.getheaders():
+            if key.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def counting_proxy(kinesis_endpoint: str, monkeypatch) -> Iterator[CountingProxy]:
+    proxy = CountingProxy(kinesis_endpoint)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("SLUICEWAY_KINESIS_ENDPOINT", proxy.url)  # the spec's endpoint_env
+    yield proxy
+    proxy.shutdown()
+    proxy.server_close()
+
+
+def test_each_record_is_fetched_from_kinesis_once(spark, tmp_path, new_stream, counting_proxy):
+    # The batch's records are read on the driver and shipped with the planned batch:
+    # the executors do not read the range again (the old reader fetched every record twice).
+    opts = new_stream(2)
+    records = sample_records(200, malformed_share=0.0, seed=15)
+    put_records(opts, records)
+    spec = load_stream_spec(write_stream_spec(tmp_path, kinesis_source(opts, max_records=100)))
+
+    report = streaming.run_spec(spark, spec)
+
+    assert report.total("records") == 200
+    assert len([b for b in report.batches if b["metrics"]["records"]]) >= 2
+    assert counting_proxy.records_returned == 200, counting_proxy.get_records_calls
+    # The offsets keep the format checkpoints of the earlier (probing) reader hold:
+    # each shard's last sequence number read.
+    written = read_dataset(spark, spec.sink.path).collect()
+    last = {}
+    for row in written:
+        seq = last.get(row["_shard_id"], "0")
+        last[row["_shard_id"]] = max(seq, row["_sequence_number"], key=int)
+    offsets = Path(spec.trigger.checkpoint) / "offsets"
+    newest = max((p for p in offsets.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    source_offset = newest.read_text().splitlines()[-1]
+    assert source_offset == json.dumps(
+        {"shards": {sid: {"seq": seq} for sid, seq in sorted(last.items())}}
+    )

@@ -97,23 +97,22 @@ def test_call_backs_off_exponentially_while_throttled():
         )
 
 
-def test_probe_stops_at_the_budget_and_the_read_returns_exactly_that_range():
+def test_a_batch_stops_at_the_budget_and_its_replay_reads_exactly_the_same_records():
     fake = FakeKinesis()
     fake.add_shard("a", 25)
 
-    first = kinesis.probe(OPTS, fake, "a", {"from": "trim_horizon"}, 10)
-    rows = list(
+    first = kinesis.read_batch(OPTS, fake, "a", {"from": "trim_horizon"}, 10)
+    replay = list(
         kinesis.read_range(OPTS, fake, "a", {"from": "trim_horizon"}, first.position["seq"])
     )
-    rest = kinesis.probe(OPTS, fake, "a", first.position, 100)
+    rest = kinesis.read_batch(OPTS, fake, "a", first.position, 100)
     more = list(kinesis.read_range(OPTS, fake, "a", first.position, rest.position["seq"]))
 
-    assert first.records == 10 and [r["Data"] for r in rows] == [
-        f"a:{i}".encode() for i in range(10)
-    ]
-    assert rest.records == 15 and len(more) == 15 and "closed" not in rest.position
-    assert kinesis.probe(OPTS, fake, "a", rest.position, 100) == kinesis.ProbeResult(
-        rest.position, 0
+    assert [r["Data"] for r in first.records] == [f"a:{i}".encode() for i in range(10)]
+    assert replay == first.records
+    assert len(rest.records) == 15 and more == rest.records and "closed" not in rest.position
+    assert kinesis.read_batch(OPTS, fake, "a", rest.position, 100) == kinesis.ShardBatch(
+        rest.position, []
     )
 
 
@@ -138,16 +137,17 @@ def test_read_range_fails_clearly_when_planned_records_are_gone():
         list(kinesis.read_range(OPTS, fake, "a", {"from": "trim_horizon"}, str(10**30)))
 
 
-def test_probe_respects_the_arrival_bound_of_a_bounded_run():
+def test_a_batch_respects_the_arrival_bound_of_a_bounded_run():
     fake = FakeKinesis()
     fake.add_shard("a", 10)
     bounded = KinesisOptions(
         stream="s", until_ms=int((T0 + timedelta(seconds=3)).timestamp() * 1000)
     )
 
-    result = kinesis.probe(bounded, fake, "a", {"from": "trim_horizon"}, 100)
+    result = kinesis.read_batch(bounded, fake, "a", {"from": "trim_horizon"}, 100)
 
-    assert result.records == 4  # arrivals at 0, 1, 2, 3 seconds
+    assert len(result.records) == 4  # arrivals at 0, 1, 2, 3 seconds
+    assert result.position == {"seq": result.records[-1]["SequenceNumber"]}
 
 
 def test_children_start_only_after_all_their_parents_are_read_to_the_end():
@@ -160,8 +160,8 @@ def test_children_start_only_after_all_their_parents_are_read_to_the_end():
     assert list(start["shards"]) == ["p0", "p1"]  # roots only
 
     shards = fake.list_shards()["Shards"]
-    p0 = kinesis.probe(OPTS, fake, "p0", start["shards"]["p0"], 100, closed=True)
-    assert p0.records == 2 and p0.position["closed"] is True
+    p0 = kinesis.read_batch(OPTS, fake, "p0", start["shards"]["p0"], 100, closed=True)
+    assert len(p0.records) == 2 and p0.position["closed"] is True
     after_p0 = kinesis.with_new_shards(
         OPTS, shards, {"shards": {**start["shards"], "p0": p0.position}}
     )
