@@ -95,6 +95,7 @@ def throughput(spark: Any, listener: BatchTimes, source: Source, args: Any, work
     source.send(where, sample_records(args.records, malformed_share=0.01), None)
     print(f"wrote {args.records} records in {time.monotonic() - started:.1f}s")
     loop, whole, sustained = [], [], []
+    listener.durations.clear()
     for run in range(args.repeat):
         count, seconds = source.loop(where, threading.Event(), args.records, None)
         loop.append(count / seconds)
@@ -109,7 +110,9 @@ def throughput(spark: Any, listener: BatchTimes, source: Source, args: Any, work
             f"  run {run + 1}: loop {count} records in {seconds:.1f}s; job {records} in "
             f"{total:.1f}s, of which {busy:.1f}s in {batches} batches"
         )
-    return print_throughput(source.loop_name, args.records, loop, whole, sustained)
+    rate = print_throughput(source.loop_name, args.records, loop, whole, sustained)
+    listener.print_durations()
+    return rate
 
 
 def latency(
