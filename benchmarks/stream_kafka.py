@@ -18,11 +18,10 @@ import os
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import streambench
 
-from sluiceway.demo.events import EVENT_SCHEMA, SampleRecord, create_topic, send_to_kafka
+from sluiceway.demo.events import SampleRecord, create_topic, send_to_kafka
 
 
 def _bootstrap() -> str:
@@ -43,27 +42,10 @@ def send(where: tuple[str, str], records: list[SampleRecord], rate: float | None
     send_to_kafka(*where, records, rate=rate)
 
 
-def spec_text(
-    where: tuple[str, str], out: Path, mode: str, max_records: int | None, interval: int = 1
-) -> str:
-    cap = f"max_records_per_batch = {max_records}" if max_records else ""
-    return f"""
-[pipeline]
-name = "bench"
-output = "{out}"
-[source]
-kind = "kafka"
+def source_toml(where: tuple[str, str]) -> str:
+    return f'''kind = "kafka"
 bootstrap_servers_env = "SLUICEWAY_KAFKA_BOOTSTRAP"
-topics = ["{where[1]}"]
-{cap}
-[events]
-schema = "{EVENT_SCHEMA}"
-event_id = "event_id"
-event_time = "event_time"
-[trigger]
-mode = "{mode}"
-interval_seconds = {interval}
-"""
+topics = ["{where[1]}"]'''
 
 
 def plain_loop(
@@ -102,7 +84,7 @@ SOURCE = streambench.Source(
     create=create,
     send=send,
     loop=plain_loop,
-    spec_text=spec_text,
+    source_toml=source_toml,
 )
 
 if __name__ == "__main__":

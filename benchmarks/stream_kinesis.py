@@ -19,12 +19,11 @@ import os
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import streambench
 
 from sluiceway import streaming
-from sluiceway.demo.events import EVENT_SCHEMA, SampleRecord, create_stream, put_records
+from sluiceway.demo.events import SampleRecord, create_stream, put_records
 from sluiceway.sources import kinesis
 
 
@@ -42,28 +41,11 @@ def send(opts: kinesis.KinesisOptions, records: list[SampleRecord], rate: float 
     put_records(opts, records, rate=rate)
 
 
-def spec_text(
-    opts: kinesis.KinesisOptions, out: Path, mode: str, max_records: int | None, interval: int
-) -> str:
-    cap = f"max_records_per_batch = {max_records}" if max_records else ""
-    return f"""
-[pipeline]
-name = "bench"
-output = "{out}"
-[source]
-kind = "kinesis"
+def source_toml(opts: kinesis.KinesisOptions) -> str:
+    return f'''kind = "kinesis"
 stream = "{opts.stream}"
 region = "us-east-1"
-endpoint_env = "SLUICEWAY_KINESIS_ENDPOINT"
-{cap}
-[events]
-schema = "{EVENT_SCHEMA}"
-event_id = "event_id"
-event_time = "event_time"
-[trigger]
-mode = "{mode}"
-interval_seconds = {interval}
-"""
+endpoint_env = "SLUICEWAY_KINESIS_ENDPOINT"'''
 
 
 def plain_loop(
@@ -113,7 +95,7 @@ SOURCE = streambench.Source(
     create=create,
     send=send,
     loop=plain_loop,
-    spec_text=spec_text,
+    source_toml=source_toml,
     idle_seconds=streaming.IDLE_SECONDS,
 )
 

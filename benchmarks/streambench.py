@@ -39,7 +39,7 @@ from typing import Any
 from pyspark.sql.streaming import StreamingQueryListener
 
 from sluiceway import streaming
-from sluiceway.demo.events import sample_records
+from sluiceway.demo.events import EVENT_SCHEMA, sample_records
 from sluiceway.stream_spec import parse_stream_spec
 
 
@@ -53,8 +53,30 @@ class Source:
     send: Callable[[Any, list[Any], float | None], None]  # where, records, rate
     # where, stop, records wanted, latencies to fill -> (records read, seconds)
     loop: Callable[[Any, threading.Event, int | None, list[float] | None], tuple[int, float]]
-    spec_text: Callable[[Any, Path, str, int | None, int], str]  # where, out, mode, cap, interval
+    source_toml: Callable[[Any], str]  # where -> the spec's [source] keys, but the cap
     idle_seconds: float = 0.0  # a bounded run's wait for more data, left out of its time
+
+
+def spec_text(
+    source: Source, where: Any, out: Path, mode: str, max_records: int | None, interval: int
+) -> str:
+    """The benchmark's stream spec: the demo events, `where` read by `source`."""
+    cap = f"max_records_per_batch = {max_records}" if max_records else ""
+    return f"""
+[pipeline]
+name = "bench"
+output = "{out}"
+[source]
+{source.source_toml(where)}
+{cap}
+[events]
+schema = "{EVENT_SCHEMA}"
+event_id = "event_id"
+event_time = "event_time"
+[trigger]
+mode = "{mode}"
+interval_seconds = {interval}
+"""
 
 
 def main(source: Source, doc: str, default_records: int) -> None:
@@ -100,7 +122,7 @@ def throughput(spark: Any, listener: BatchTimes, source: Source, args: Any, work
         count, seconds = source.loop(where, threading.Event(), args.records, None)
         loop.append(count / seconds)
         out = work / f"throughput-{run}"
-        text = source.spec_text(where, out, "available_now", args.max_records_per_batch, 1)
+        text = spec_text(source, where, out, "available_now", args.max_records_per_batch, 1)
         report, busy = timed_run(spark, listener, parse_stream_spec(text))
         records, total = report.total("records"), report.seconds - source.idle_seconds
         whole.append(records / total)
@@ -119,8 +141,8 @@ def latency(
     spark: Any, listener: BatchTimes, source: Source, args: Any, work: Path, rate: float
 ) -> None:
     where = source.create(args.partitions)
-    text = source.spec_text(
-        where, work / "latency", "interval", args.max_records_per_batch, args.interval
+    text = spec_text(
+        source, where, work / "latency", "interval", args.max_records_per_batch, args.interval
     )
     spec = parse_stream_spec(text)
     count = int(rate * args.seconds)

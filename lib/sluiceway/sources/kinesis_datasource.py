@@ -93,7 +93,7 @@ class KinesisStreamReader(SimpleDataSourceStreamReader):
         positions = current["shards"]
         open_ids = [sid for sid, pos in positions.items() if not pos.get("closed")]
         ended = {s["ShardId"] for s in shards if "EndingSequenceNumber" in s["SequenceNumberRange"]}
-        budget = max(1, self.opts.max_records_per_batch // max(1, len(open_ids)))
+        budget = self._budget(len(open_ids))
 
         def read_shard(sid: str) -> kinesis.ShardBatch:
             return kinesis.read_batch(
@@ -111,14 +111,18 @@ class KinesisStreamReader(SimpleDataSourceStreamReader):
         ]
         return rows, end
 
+    def _budget(self, open_shards: int) -> int:
+        """Each open shard's share of a batch: the same when a batch is read and replayed."""
+        return max(1, self.opts.max_records_per_batch // max(1, open_shards))
+
     def readBetweenOffsets(
         self, start: dict[str, Any], end: dict[str, Any]
     ) -> Iterator[tuple[Any, ...]]:
         """Replay a planned batch (after a restart): each shard from `start` to its end seq."""
         begin = start.get("shards", {})
-        # The shards that were open when the batch was read shared its budget (as in _read).
+        # The shards that were open when the batch was read shared its budget.
         was_open = [sid for sid in end["shards"] if not begin.get(sid, {}).get("closed")]
-        budget = max(1, self.opts.max_records_per_batch // max(1, len(was_open)))
+        budget = self._budget(len(was_open))
         for shard_id, pos in end["shards"].items():
             before = begin.get(shard_id, {"from": "trim_horizon"})
             if pos.get("seq") and pos.get("seq") != before.get("seq"):
